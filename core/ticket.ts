@@ -1,0 +1,46 @@
+import { z } from "zod";
+
+/** Where a ticket came from. */
+export const TicketSource = z.enum(["github", "clickup", "dispatch"]);
+export type TicketSource = z.infer<typeof TicketSource>;
+
+/**
+ * What a ticket asks for. `new` starts a run; the others steer an existing run of the same
+ * work item (`reply` answers a clarifying question, `cancel` stops it).
+ */
+export const TicketKind = z.enum(["new", "reply", "feedback", "retry", "cancel"]);
+export type TicketKind = z.infer<typeof TicketKind>;
+
+export const RepoSlug = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "expected owner/name");
+
+/**
+ * A ticket as published on the TICKETS stream. Title, body and comment text are untrusted data:
+ * the gateway strips HTML comments and invisible characters into `title`/`body` and keeps the
+ * original in `original` for audit.
+ */
+export const Ticket = z.object({
+  /** `<source>:<deliveryId>`: the JetStream Nats-Msg-Id and the seed of the AgentRun name. */
+  id: z.string().min(3),
+  kind: TicketKind.default("new"),
+  source: TicketSource,
+  deliveryId: z.string().min(1),
+  requestId: z.string().min(1),
+  receivedAt: z.string(),
+  repo: RepoSlug,
+  /** Issue number on the forge (GitHub), or 0 when the source has none. */
+  number: z.number().int().nonnegative(),
+  /** The work item's own id on its source (`gh-<n>` for GitHub issues, the ClickUp task id). */
+  workItem: z.string().min(1),
+  url: z.string(),
+  title: z.string(),
+  body: z.string(),
+  author: z.string(),
+  labels: z.array(z.string()).default([]),
+  /** GitHub App installation that delivered the event, when known. */
+  installationId: z.number().int().positive().optional(),
+  /** The reply text, for kind=reply/feedback. */
+  comment: z.string().optional(),
+  original: z.object({ title: z.string(), body: z.string(), comment: z.string().optional() }).optional(),
+});
+export type Ticket = z.infer<typeof Ticket>;
+export type TicketInput = z.input<typeof Ticket>;
