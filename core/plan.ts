@@ -126,7 +126,8 @@ class Planner {
     if (!current) return this.start("triage", "Triaging");
     if (current.outcome === "Running") return this.watchRunning(current);
     if (current.outcome === "Error") return this.retryOrFail(current);
-    if (current.outcome === "Failed") return this.finish("Failed", "StageFailed", `${current.name}: ${current.message}`);
+    if (current.outcome === "Failed")
+      return this.finish("Failed", "StageFailed", `${current.name}: ${current.message}`);
     this.advance(current);
   }
 
@@ -151,7 +152,11 @@ class Planner {
         entry.model = r.model || undefined;
         entry.message = r.summary;
         if (r.durationMs) entry.durationSeconds = round2(r.durationMs / 1000);
-        this.event(entry.outcome === "Succeeded" ? "Normal" : "Warning", `Stage${entry.outcome}`, `${job.name}: ${r.summary}`);
+        this.event(
+          entry.outcome === "Succeeded" ? "Normal" : "Warning",
+          `Stage${entry.outcome}`,
+          `${job.name}: ${r.summary}`,
+        );
       } else {
         entry.outcome = "Error";
         entry.message = job.infraError ?? "pod ended without a result";
@@ -178,13 +183,20 @@ class Planner {
       return this.retryOrFail(current);
     }
     this.setPhase(STAGE_PHASE[current.name]);
-    this.actions.push({ type: "requeue", afterSeconds: Math.max(1, Math.ceil((deadline - this.now.getTime()) / 1000)) });
+    this.actions.push({
+      type: "requeue",
+      afterSeconds: Math.max(1, Math.ceil((deadline - this.now.getTime()) / 1000)),
+    });
   }
 
   private retryOrFail(failed: StageStatus): void {
     const attemptsOfStage = this.status.stages.filter((s) => s.name === failed.name && s.outcome === "Error").length;
     if (attemptsOfStage >= this.opts.maxAttempts) {
-      return this.finish("Failed", "RetriesExhausted", `${failed.name} failed ${attemptsOfStage} times: ${failed.message}`);
+      return this.finish(
+        "Failed",
+        "RetriesExhausted",
+        `${failed.name} failed ${attemptsOfStage} times: ${failed.message}`,
+      );
     }
     const backoff = Math.min(this.opts.backoffBaseSeconds * 2 ** (attemptsOfStage - 1), this.opts.backoffMaxSeconds);
     const readyAt = Date.parse(failed.completionTime ?? this.nowIso) + backoff * 1000;
@@ -261,7 +273,11 @@ class Planner {
   private start(stage: StageName, phase: Phase): void {
     const remaining = this.agentRun.spec.budgetUsd - this.status.costUsd;
     if (remaining < this.opts.minStageBudgetUsd) {
-      return this.finish("Escalated", "BudgetExhausted", `$${remaining.toFixed(4)} left of $${this.agentRun.spec.budgetUsd}`);
+      return this.finish(
+        "Escalated",
+        "BudgetExhausted",
+        `$${remaining.toFixed(4)} left of $${this.agentRun.spec.budgetUsd}`,
+      );
     }
     const attempt = this.status.stages.filter((s) => s.name === stage).length + 1;
     const name = jobName(this.agentRun.metadata.name, stage, attempt);

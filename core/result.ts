@@ -70,7 +70,9 @@ export function encodeResult(result: StageResultInput): string {
 }
 
 /** Parses a termination message; returns an error string rather than throwing, as pods are untrusted. */
-export function decodeResult(message: string | undefined): { ok: true; result: StageResult } | { ok: false; error: string } {
+export function decodeResult(
+  message: string | undefined,
+): { ok: true; result: StageResult } | { ok: false; error: string } {
   if (!message?.trim()) return { ok: false, error: "empty termination message" };
   let raw: unknown;
   try {
