@@ -133,10 +133,12 @@ class Planner {
 
   /** Folds every observed Job into `status.stages`. */
   private observeJobs(): void {
-    for (const job of [...this.jobs].sort((a, b) => a.attempt - b.attempt)) {
+    // Adopted Jobs are appended in start order: an informer lists them by name, not by age.
+    for (const job of [...this.jobs].sort(byStart)) {
       let entry = this.status.stages.find((s) => s.jobName === job.name);
       if (!entry) {
-        entry = this.newStage(job.stage, job.attempt, job.name, job.startTime);
+        // Without a start time the stage deadline would move with every reconcile and never fire.
+        entry = this.newStage(job.stage, job.attempt, job.name, job.startTime ?? this.nowIso);
         this.status.stages.push(entry);
       }
       if (entry.outcome !== "Running" || job.state === "Active") continue;
@@ -190,7 +192,7 @@ class Planner {
   }
 
   private retryOrFail(failed: StageStatus): void {
-    const attemptsOfStage = this.status.stages.filter((s) => s.name === failed.name && s.outcome === "Error").length;
+    const attemptsOfStage = this.consecutiveErrors(failed.name);
     if (attemptsOfStage >= this.opts.maxAttempts) {
       return this.finish(
         "Failed",
@@ -205,6 +207,16 @@ class Planner {
       return;
     }
     this.start(failed.name, STAGE_PHASE[failed.name]);
+  }
+
+  /** Errors of `stage` in a row at the end of the run: an error in an earlier round is not held against this one. */
+  private consecutiveErrors(stage: StageName): number {
+    let count = 0;
+    for (const s of [...this.status.stages].reverse()) {
+      if (s.name !== stage || s.outcome !== "Error") break;
+      count += 1;
+    }
+    return count;
   }
 
   /** The last stage succeeded: decide what comes next. */
@@ -231,13 +243,16 @@ class Planner {
     const verdict = result?.triage;
     if (verdict?.riskTier) this.status.riskTier = verdict.riskTier;
     const answered = this.agentRun.spec.clarifications.length;
-    if (verdict?.verdict !== "unclear") return this.start("write", "Writing");
     // The triage that asked is counted once, by its job name (re-planning must not count it again).
     const askedBy = this.status.conditions.find((c) => c.type === "AwaitingReply")?.message;
+    // While the run waits (up to a day) the finished triage Job may be gone (TTL): the condition
+    // then remembers that it asked.
+    const unclear = verdict ? verdict.verdict === "unclear" : askedBy === done.jobName;
+    if (!unclear) return this.start("write", "Writing");
     if (askedBy !== done.jobName) {
       this.status.questions += 1;
       this.setCondition("AwaitingReply", "True", "QuestionAsked", done.jobName);
-      this.event("Normal", "QuestionAsked", verdict.question ?? "clarifying question posted");
+      this.event("Normal", "QuestionAsked", verdict?.question ?? "clarifying question posted");
     }
     if (answered >= this.status.questions) {
       // A reply arrived since the question: triage again with it.
@@ -248,7 +263,7 @@ class Planner {
     const proceedAt = askedAt + this.opts.replyWaitSeconds * 1000;
     if (this.status.questions >= this.opts.maxQuestions || this.now.getTime() >= proceedAt) {
       this.setCondition("AwaitingReply", "False", "ProceededOnDefault", done.jobName);
-      this.event("Normal", "ProceedingOnDefault", verdict.defaultAssumption ?? "no reply; proceeding on the default");
+      this.event("Normal", "ProceedingOnDefault", verdict?.defaultAssumption ?? "no reply; proceeding on the default");
       return this.start("write", "Writing");
     }
     this.setPhase("AwaitingReply");
@@ -271,7 +286,8 @@ class Planner {
   }
 
   private start(stage: StageName, phase: Phase): void {
-    const remaining = this.agentRun.spec.budgetUsd - this.status.costUsd;
+    // Rounded like the costs, so that 0.15 - 0.1 leaves 0.05 and not 0.04999….
+    const remaining = round6(this.agentRun.spec.budgetUsd - this.status.costUsd);
     if (remaining < this.opts.minStageBudgetUsd) {
       return this.finish(
         "Escalated",
@@ -353,6 +369,14 @@ class Planner {
   private event(type: PlanEvent["type"], reason: string, message: string): void {
     this.events.push({ type, reason, message });
   }
+}
+
+/** Jobs with a start time first, oldest first; then by attempt (a fresh Job may have no start time yet). */
+function byStart(a: ObservedJob, b: ObservedJob): number {
+  const ta = a.startTime ? Date.parse(a.startTime) : Number.POSITIVE_INFINITY;
+  const tb = b.startTime ? Date.parse(b.startTime) : Number.POSITIVE_INFINITY;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.attempt - b.attempt;
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
