@@ -38,6 +38,11 @@ export const Ticket = z.object({
   labels: z.array(z.string()).default([]),
   /** GitHub App installation that delivered the event, when known. */
   installationId: z.number().int().positive().optional(),
+  /**
+   * The agent pull request a command came from (feedback/retry/cancel on a PR), so the operator
+   * can match the run by its `status.pullRequest.number`.
+   */
+  pullRequest: z.object({ number: z.number().int().positive(), branch: z.string() }).optional(),
   /** The reply text, for kind=reply/feedback. */
   comment: z.string().optional(),
   original: z.object({ title: z.string(), body: z.string(), comment: z.string().optional() }).optional(),
