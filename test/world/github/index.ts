@@ -1,0 +1,3 @@
+export type { GitHubSim, GitHubSimOptions, RepoPermission, RequestRecord } from "./sim.ts";
+export { startGitHubSim } from "./sim.ts";
+export * from "./webhooks.ts";

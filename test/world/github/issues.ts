@@ -1,0 +1,170 @@
+import { GitHubError, isoNow, notFound, paginate, type Reply, validationFailed } from "./http.ts";
+import { type Ctx, type Route, route, str } from "./routes.ts";
+import type { Comment, Item, Reaction } from "./store.ts";
+
+const REACTIONS = new Set(["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]);
+
+/** Issue endpoints accept the pull_requests permission too when the number is a pull request. */
+function item(ctx: Ctx, level: "read" | "write"): Item {
+  const found = ctx.repo.items.get(Number(ctx.params.n));
+  ctx.need(...(found?.pull ? [`issues:${level}`, `pull_requests:${level}`] : [`issues:${level}`]));
+  if (!found) throw notFound();
+  return found;
+}
+
+function comment(ctx: Ctx, level: "read" | "write"): Comment {
+  const found = ctx.repo.comments.find((c) => c.id === Number(ctx.params.id));
+  const parent = found ? ctx.repo.items.get(found.issueNumber) : undefined;
+  ctx.need(...(parent?.pull ? [`issues:${level}`, `pull_requests:${level}`] : [`issues:${level}`]));
+  if (!found) throw notFound();
+  return found;
+}
+
+function react(ctx: Ctx, reactions: Reaction[]): Reply {
+  const content = str(ctx.body.content) ?? "";
+  if (!REACTIONS.has(content)) throw validationFailed({ resource: "Reaction", code: "invalid", field: "content" });
+  const existing = reactions.find((r) => r.user === ctx.actor && r.content === content);
+  if (existing) return { status: 200, body: ctx.store.reactionJson(existing) };
+  const reaction: Reaction = { id: ctx.store.nextId(), user: ctx.actor, content, createdAt: isoNow() };
+  reactions.push(reaction);
+  return { status: 201, body: ctx.store.reactionJson(reaction) };
+}
+
+function labelNames(ctx: Ctx): string[] {
+  const raw = ctx.body._array ?? ctx.body.labels;
+  if (!Array.isArray(raw)) throw validationFailed({ resource: "Label", code: "invalid", field: "labels" });
+  return raw.map((l) => (typeof l === "string" ? l : (str((l as { name?: unknown }).name) ?? "")));
+}
+
+const labelsOf = (ctx: Ctx, it: Item) => it.labels.map((l) => ctx.store.labelJson(ctx.repo, l));
+
+export const issueRoutes: Route[] = [
+  route("GET", "/repos/:owner/:repo", (ctx) => {
+    ctx.need("metadata:read");
+    return { status: 200, body: ctx.store.repoJson(ctx.repo) };
+  }),
+  route("POST", "/repos/:owner/:repo/issues", (ctx) => {
+    ctx.need("issues:write");
+    const title = str(ctx.body.title);
+    if (!title) throw validationFailed({ resource: "Issue", code: "missing_field", field: "title" });
+    const labels = Array.isArray(ctx.body.labels) ? ctx.body.labels.map(String) : [];
+    const created = ctx.store.newItem(ctx.repo, { title, body: str(ctx.body.body) ?? null, user: ctx.actor, labels });
+    return { status: 201, body: ctx.store.issueJson(ctx.repo, created) };
+  }),
+  route("GET", "/repos/:owner/:repo/issues/:n", (ctx) => ({
+    status: 200,
+    body: ctx.store.issueJson(ctx.repo, item(ctx, "read")),
+  })),
+  route("PATCH", "/repos/:owner/:repo/issues/:n", (ctx) => {
+    const it = item(ctx, "write");
+    if (typeof ctx.body.title === "string") it.title = ctx.body.title;
+    if ("body" in ctx.body) it.body = str(ctx.body.body) ?? null;
+    if (ctx.body.state === "closed" && it.state === "open") {
+      it.state = "closed";
+      it.closedAt = isoNow();
+      it.stateReason = str(ctx.body.state_reason) ?? "completed";
+    } else if (ctx.body.state === "open" && it.state === "closed") {
+      it.state = "open";
+      it.closedAt = null;
+      it.stateReason = "reopened";
+    }
+    if (Array.isArray(ctx.body.labels)) {
+      it.labels = [];
+      for (const l of labelNames(ctx)) ctx.store.attachLabel(ctx.repo, it, l);
+    }
+    it.updatedAt = isoNow();
+    return { status: 200, body: ctx.store.issueJson(ctx.repo, it) };
+  }),
+  route("GET", "/repos/:owner/:repo/issues/:n/comments", (ctx) => {
+    const it = item(ctx, "read");
+    const all = ctx.repo.comments.filter((c) => c.issueNumber === it.number);
+    return paginate(
+      all.map((c) => ctx.store.commentJson(ctx.repo, c)),
+      ctx.url,
+    );
+  }),
+  route("POST", "/repos/:owner/:repo/issues/:n/comments", (ctx) => {
+    const it = item(ctx, "write");
+    const body = str(ctx.body.body);
+    if (!body) throw validationFailed({ resource: "IssueComment", code: "missing_field", field: "body" });
+    if (body.length > 65536)
+      throw validationFailed({
+        resource: "IssueComment",
+        code: "custom",
+        field: "body",
+        message: "body is too long (maximum is 65536 characters)",
+      });
+    return { status: 201, body: ctx.store.commentJson(ctx.repo, ctx.store.addComment(ctx.repo, it, body, ctx.actor)) };
+  }),
+  route("GET", "/repos/:owner/:repo/issues/comments/:id", (ctx) => ({
+    status: 200,
+    body: ctx.store.commentJson(ctx.repo, comment(ctx, "read")),
+  })),
+  route("PATCH", "/repos/:owner/:repo/issues/comments/:id", (ctx) => {
+    const c = comment(ctx, "write");
+    const body = str(ctx.body.body);
+    if (!body) throw validationFailed({ resource: "IssueComment", code: "missing_field", field: "body" });
+    c.body = body;
+    c.updatedAt = isoNow();
+    return { status: 200, body: ctx.store.commentJson(ctx.repo, c) };
+  }),
+  route("DELETE", "/repos/:owner/:repo/issues/comments/:id", (ctx) => {
+    const c = comment(ctx, "write");
+    ctx.repo.comments.splice(ctx.repo.comments.indexOf(c), 1);
+    return { status: 204 };
+  }),
+  route("POST", "/repos/:owner/:repo/issues/:n/reactions", (ctx) => react(ctx, item(ctx, "write").reactions)),
+  route("POST", "/repos/:owner/:repo/issues/comments/:id/reactions", (ctx) =>
+    react(ctx, comment(ctx, "write").reactions),
+  ),
+  route("GET", "/repos/:owner/:repo/issues/:n/labels", (ctx) => paginate(labelsOf(ctx, item(ctx, "read")), ctx.url)),
+  route("POST", "/repos/:owner/:repo/issues/:n/labels", (ctx) => {
+    const it = item(ctx, "write");
+    for (const l of labelNames(ctx)) ctx.store.attachLabel(ctx.repo, it, l);
+    it.updatedAt = isoNow();
+    return { status: 200, body: labelsOf(ctx, it) };
+  }),
+  route("PUT", "/repos/:owner/:repo/issues/:n/labels", (ctx) => {
+    const it = item(ctx, "write");
+    it.labels = [];
+    for (const l of labelNames(ctx)) ctx.store.attachLabel(ctx.repo, it, l);
+    it.updatedAt = isoNow();
+    return { status: 200, body: labelsOf(ctx, it) };
+  }),
+  route("DELETE", "/repos/:owner/:repo/issues/:n/labels/:name", (ctx) => {
+    const it = item(ctx, "write");
+    const name = decodeURIComponent(ctx.params.name ?? "").toLowerCase();
+    const at = it.labels.findIndex((l) => l.toLowerCase() === name);
+    if (at < 0) throw new GitHubError(404, "Label does not exist");
+    it.labels.splice(at, 1);
+    it.updatedAt = isoNow();
+    return { status: 200, body: labelsOf(ctx, it) };
+  }),
+  route("GET", "/repos/:owner/:repo/labels", (ctx) => {
+    ctx.need("issues:read", "pull_requests:read");
+    return paginate(
+      [...ctx.repo.labels.values()].map((l) => ctx.store.labelJson(ctx.repo, l.name)),
+      ctx.url,
+    );
+  }),
+  route("GET", "/repos/:owner/:repo/labels/:name", (ctx) => {
+    ctx.need("issues:read", "pull_requests:read");
+    const label = ctx.repo.labels.get(decodeURIComponent(ctx.params.name ?? "").toLowerCase());
+    if (!label) throw notFound();
+    return { status: 200, body: ctx.store.labelJson(ctx.repo, label.name) };
+  }),
+  route("POST", "/repos/:owner/:repo/labels", (ctx) => {
+    ctx.need("issues:write", "pull_requests:write");
+    const name = str(ctx.body.name);
+    if (!name) throw validationFailed({ resource: "Label", code: "missing_field", field: "name" });
+    if (ctx.repo.labels.has(name.toLowerCase())) {
+      throw validationFailed({ resource: "Label", code: "already_exists", field: "name" });
+    }
+    const color = str(ctx.body.color)?.replace(/^#/, "");
+    if (color !== undefined && !/^[0-9a-fA-F]{6}$/.test(color)) {
+      throw validationFailed({ resource: "Label", code: "invalid", field: "color" });
+    }
+    ctx.store.ensureLabel(ctx.repo, name, color, str(ctx.body.description) ?? null);
+    return { status: 201, body: ctx.store.labelJson(ctx.repo, name) };
+  }),
+];
