@@ -1,0 +1,177 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { type RequestIdVariables, requestId } from "hono/request-id";
+import type { Logger } from "pino";
+import { Ticket } from "../core/ticket.ts";
+import type { ClickUpClient } from "./clickup-api.ts";
+import type { GatewayConfig } from "./config.ts";
+import { Unavailable } from "./errors.ts";
+import type { ForgePermissions } from "./forge.ts";
+import { type GatewayMetrics, gatewayMetrics, type WebhookResult } from "./metrics.ts";
+import type { Outcome, RequestContext } from "./outcome.ts";
+import type { TicketPublisher } from "./publisher.ts";
+import { clickupSource } from "./sources/clickup.ts";
+import { dispatchSource } from "./sources/dispatch.ts";
+import { githubSource } from "./sources/github.ts";
+
+export interface AppDeps {
+  publisher: TicketPublisher;
+  config: GatewayConfig;
+  /** Sender permission checks for GitHub; without it every GitHub sender is refused. */
+  forge?: ForgePermissions;
+  /** Task lookups for ClickUp; required when `config.clickup` is set. */
+  clickup?: ClickUpClient;
+  logger: Logger;
+  metrics?: GatewayMetrics;
+  now?: () => Date;
+}
+
+type Source = "github" | "clickup" | "dispatch";
+type Env = {
+  Variables: RequestIdVariables & { source?: Source; event?: string; result?: WebhookResult; ticket?: string };
+};
+
+const STATUS_RESULT: Record<number, WebhookResult> = {
+  400: "bad_request",
+  401: "unauthorized",
+  413: "too_large",
+  503: "unavailable",
+};
+
+/**
+ * The gateway's HTTP app: one route per trigger source, each verifying before parsing and
+ * answering 202 only after the ticket is durably published.
+ *
+ * @example
+ * const app = createApp({ publisher, config, forge, logger });
+ * serve({ fetch: app.fetch, port: 8080 });
+ */
+export function createApp({
+  publisher,
+  config,
+  forge,
+  clickup,
+  logger,
+  metrics = gatewayMetrics(),
+  now = () => new Date(),
+}: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.use(requestId({ headerName: "X-Request-Id" }));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) =>
+    publisher.ready() ? c.json({ status: "ready" }) : c.json({ status: "not_ready", missing: ["nats"] }, 503),
+  );
+  app.get("/metrics", async (c) =>
+    c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType }),
+  );
+
+  // Every trigger route: timing, metrics and one log line per request, whatever the outcome.
+  const track = (source: Source) =>
+    async function track(c: import("hono").Context<Env>, next: () => Promise<void>) {
+      const started = performance.now();
+      c.set("source", source);
+      await next();
+      const status = c.res.status;
+      const result = c.get("result") ?? STATUS_RESULT[status] ?? (status >= 500 ? "error" : "ignored");
+      const event = c.get("event") ?? "unknown";
+      const seconds = (performance.now() - started) / 1000;
+      metrics.webhooks.inc({ source, event, result });
+      metrics.webhookDuration.observe({ source, result }, seconds);
+      const line = {
+        requestId: c.get("requestId"),
+        source,
+        event,
+        result,
+        status,
+        ticket: c.get("ticket"),
+        durationMs: Math.round(seconds * 10_000) / 10,
+      };
+      if (status >= 500) logger.error({ ...line, err: c.error }, "trigger request failed");
+      else if (result === "refused" || result === "unauthorized") logger.warn(line, "trigger request refused");
+      else logger.info(line, "trigger request");
+    };
+  const limit = bodyLimit({
+    maxSize: config.bodyLimitBytes,
+    onError: () => {
+      throw new HTTPException(413, { message: `body larger than ${config.bodyLimitBytes} bytes` });
+    },
+  });
+
+  const context = (c: import("hono").Context<Env>): RequestContext => ({
+    requestId: c.get("requestId"),
+    receivedAt: now().toISOString(),
+  });
+
+  /** Publishes (or not) what a source decided, and answers. */
+  const conclude = async (c: import("hono").Context<Env>, outcome: Outcome) => {
+    c.set("event", outcome.event);
+    if (outcome.action === "ignore") {
+      c.set("result", "ignored");
+      return c.json({ ignored: outcome.reason }, outcome.status ?? 202);
+    }
+    if (outcome.action === "refuse") {
+      c.set("result", "refused");
+      logger.warn(
+        { requestId: c.get("requestId"), sender: outcome.sender, reason: outcome.reason, event: outcome.event },
+        "sender refused",
+      );
+      return c.json({ refused: outcome.reason }, 202);
+    }
+    // The schema is the contract with the operator: a ticket that breaks it is never published.
+    const checked = Ticket.safeParse(outcome.ticket);
+    if (!checked.success) throw new HTTPException(400, { message: "request yields no valid ticket" });
+    const ticket = checked.data;
+    const started = performance.now();
+    let outcomeLabel = "error";
+    try {
+      const ack = await publisher.publish(ticket);
+      outcomeLabel = ack.duplicate ? "duplicate" : "ok";
+      c.set("result", ack.duplicate ? "duplicate" : "accepted");
+      c.set("ticket", ticket.id);
+      return c.json({ id: ticket.id, kind: ticket.kind, seq: ack.seq, duplicate: ack.duplicate }, 202);
+    } finally {
+      metrics.publishDuration.observe(
+        { source: ticket.source, outcome: outcomeLabel },
+        (performance.now() - started) / 1000,
+      );
+    }
+  };
+
+  if (config.github) {
+    const handle = githubSource({
+      ...config.github,
+      ...(forge ? { forge } : {}),
+      onPermissionCheck: (result) => metrics.permissionChecks.inc({ result }),
+    });
+    app.post("/webhooks/github", track("github"), limit, async (c) =>
+      conclude(c, await handle({ rawBody: await c.req.text(), headers: c.req.raw.headers }, context(c))),
+    );
+  }
+  if (config.clickup) {
+    if (!clickup) throw new Error("createApp: config.clickup needs a ClickUp client");
+    const handle = clickupSource({ ...config.clickup, client: clickup });
+    app.post("/webhooks/clickup", track("clickup"), limit, async (c) =>
+      conclude(c, await handle({ rawBody: await c.req.arrayBuffer(), headers: c.req.raw.headers }, context(c))),
+    );
+  }
+  if (config.dispatch) {
+    const handle = dispatchSource(config.dispatch);
+    app.post("/dispatch", track("dispatch"), limit, async (c) =>
+      conclude(c, await handle({ rawBody: await c.req.arrayBuffer(), headers: c.req.raw.headers }, context(c))),
+    );
+  }
+
+  app.notFound((c) => c.json({ error: "not_found" }, 404));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
+    if (err instanceof Unavailable) {
+      c.header("Retry-After", "5");
+      return c.json({ error: "unavailable", dependency: err.dependency }, 503);
+    }
+    return c.json({ error: "internal_server_error" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,111 @@
+import { z } from "zod";
+import { FORGE_LABELS } from "../core/names.ts";
+
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+/** `{"<clickup list id>": "owner/name"}` as JSON. */
+const RepoMap = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (!text) return {};
+    try {
+      return z.record(z.string(), z.string().regex(/^[\w.-]+\/[\w.-]+$/)).parse(JSON.parse(text));
+    } catch {
+      ctx.addIssue({ code: "custom", message: 'expected JSON like {"<list id>": "owner/name"}' });
+      return z.NEVER;
+    }
+  });
+
+/**
+ * The gateway's environment. A source is served only when its secret is set, so an unconfigured
+ * source fails closed (404) instead of accepting unsigned requests.
+ */
+export const GatewayEnv = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    HOST: z.string().default("0.0.0.0"),
+    NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+    /** Milliseconds to wait for the JetStream ack before answering 503. */
+    NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
+    GITHUB_WEBHOOK_SECRET: optionalSecret,
+    TRIGGER_LABEL: z.string().min(1).default(FORGE_LABELS.trigger),
+    GITHUB_APP_ID: optionalSecret,
+    GITHUB_APP_PRIVATE_KEY: optionalSecret,
+    GITHUB_API_URL: z.string().url().default("https://api.github.com"),
+    /** Seconds a sender's permission stays cached. */
+    PERMISSION_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(60),
+    CLICKUP_WEBHOOK_SECRET: optionalSecret,
+    CLICKUP_API_TOKEN: optionalSecret,
+    CLICKUP_API_URL: z.string().url().default("https://api.clickup.com/api/v2"),
+    CLICKUP_TRIGGER_TAG: z.string().min(1).default(FORGE_LABELS.trigger),
+    CLICKUP_REPO_MAP: RepoMap,
+    /** Name of a ClickUp custom field holding `owner/name` (or a repository URL); wins over the list map. */
+    CLICKUP_REPO_FIELD: z.string().default("repository"),
+    DISPATCH_TOKEN: optionalSecret,
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    BODY_LIMIT_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(1024 * 1024),
+  })
+  .superRefine((env, ctx) => {
+    if (!env.GITHUB_WEBHOOK_SECRET && !env.CLICKUP_WEBHOOK_SECRET && !env.DISPATCH_TOKEN) {
+      ctx.addIssue({
+        code: "custom",
+        message: "no trigger source configured: set GITHUB_WEBHOOK_SECRET, CLICKUP_WEBHOOK_SECRET or DISPATCH_TOKEN",
+      });
+    }
+    // Permission checks need the App: without it every GitHub sender would be refused.
+    if (env.GITHUB_WEBHOOK_SECRET && (!env.GITHUB_APP_ID || !env.GITHUB_APP_PRIVATE_KEY)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "GITHUB_WEBHOOK_SECRET needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (sender permission checks)",
+      });
+    }
+    if (env.CLICKUP_WEBHOOK_SECRET && !env.CLICKUP_API_TOKEN) {
+      ctx.addIssue({ code: "custom", message: "CLICKUP_WEBHOOK_SECRET needs CLICKUP_API_TOKEN (tasks are fetched)" });
+    }
+  });
+export type GatewayEnv = z.infer<typeof GatewayEnv>;
+
+/** What the app itself needs (no connection settings). */
+export interface GatewayConfig {
+  github?: { webhookSecret: string; triggerLabel: string };
+  clickup?: { webhookSecret: string; triggerTag: string; repoMap: Record<string, string>; repoField: string };
+  dispatch?: { token: string };
+  bodyLimitBytes: number;
+}
+
+/** Parses `process.env`-like input; throws a readable error listing every problem. */
+export function loadEnv(env: Record<string, string | undefined>): GatewayEnv {
+  const parsed = GatewayEnv.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`invalid gateway configuration:\n${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+export function appConfig(env: GatewayEnv): GatewayConfig {
+  return {
+    ...(env.GITHUB_WEBHOOK_SECRET
+      ? { github: { webhookSecret: env.GITHUB_WEBHOOK_SECRET, triggerLabel: env.TRIGGER_LABEL } }
+      : {}),
+    ...(env.CLICKUP_WEBHOOK_SECRET
+      ? {
+          clickup: {
+            webhookSecret: env.CLICKUP_WEBHOOK_SECRET,
+            triggerTag: env.CLICKUP_TRIGGER_TAG,
+            repoMap: env.CLICKUP_REPO_MAP,
+            repoField: env.CLICKUP_REPO_FIELD,
+          },
+        }
+      : {}),
+    ...(env.DISPATCH_TOKEN ? { dispatch: { token: env.DISPATCH_TOKEN } } : {}),
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+  };
+}

@@ -1,0 +1,61 @@
+import { serve } from "@hono/node-server";
+import { createApp } from "./app.ts";
+import { clickUpClient } from "./clickup-api.ts";
+import { appConfig, loadEnv } from "./config.ts";
+import { cachedPermissions, githubForge } from "./forge.ts";
+import { createLogger } from "./log.ts";
+import { gatewayMetrics } from "./metrics.ts";
+import { natsPublisher } from "./publisher.ts";
+
+// Wiring only: configuration, dependencies, server, shutdown.
+const env = loadEnv(process.env);
+const logger = createLogger({ level: env.LOG_LEVEL });
+const metrics = gatewayMetrics();
+const publisher = natsPublisher({ servers: env.NATS_URL, logger, publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS });
+const forge =
+  env.GITHUB_APP_ID && env.GITHUB_APP_PRIVATE_KEY
+    ? cachedPermissions(
+        githubForge({ appId: env.GITHUB_APP_ID, privateKey: env.GITHUB_APP_PRIVATE_KEY, baseUrl: env.GITHUB_API_URL }),
+        { ttlMs: env.PERMISSION_CACHE_TTL_SECONDS * 1000 },
+      )
+    : undefined;
+const clickup = env.CLICKUP_API_TOKEN
+  ? clickUpClient({ apiUrl: env.CLICKUP_API_URL, token: env.CLICKUP_API_TOKEN })
+  : undefined;
+
+const app = createApp({
+  publisher,
+  config: appConfig(env),
+  logger,
+  metrics,
+  ...(forge ? { forge } : {}),
+  ...(clickup ? { clickup } : {}),
+});
+
+const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, (info) => {
+  logger.info(
+    {
+      event: "listening",
+      port: info.port,
+      sources: Object.keys(appConfig(env)).filter((k) => k !== "bodyLimitBytes"),
+      config: env,
+    },
+    "gateway listening",
+  );
+});
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ event: "shutdown", signal }, "stopping: no new requests, draining NATS");
+  // Stop accepting, let in-flight requests finish (their publishes are awaited), then drain NATS.
+  server.close(async () => {
+    await publisher.close();
+    logger.info({ event: "stopped" }, "gateway stopped");
+    process.exit(0);
+  });
+  setTimeout(() => process.exit(1), 10_000).unref();
+};
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+process.on("SIGINT", () => shutdown("SIGINT"));

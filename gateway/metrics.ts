@@ -1,0 +1,62 @@
+import { Counter, Histogram, Registry } from "prom-client";
+
+/** Why a request ended as it did; a bounded set, so it is safe as a label. */
+export type WebhookResult =
+  | "accepted"
+  | "duplicate"
+  | "ignored"
+  | "refused"
+  | "unauthorized"
+  | "bad_request"
+  | "too_large"
+  | "unavailable"
+  | "error";
+
+export interface GatewayMetrics {
+  registry: Registry;
+  webhooks: Counter<"source" | "event" | "result">;
+  webhookDuration: Histogram<"source" | "result">;
+  publishDuration: Histogram<"source" | "outcome">;
+  permissionChecks: Counter<"result">;
+}
+
+/**
+ * The gateway's metrics on their own registry (one per process; tests make one per app).
+ * `event` is only filled in after the signature was verified, so callers cannot invent label values.
+ *
+ * @example
+ * const metrics = gatewayMetrics();
+ * await metrics.registry.metrics(); // Prometheus text format
+ */
+export function gatewayMetrics(registry = new Registry()): GatewayMetrics {
+  const registers = [registry];
+  return {
+    registry,
+    webhooks: new Counter({
+      name: "agentfactory_webhooks_total",
+      help: "Trigger requests by source, event and result.",
+      labelNames: ["source", "event", "result"],
+      registers,
+    }),
+    webhookDuration: new Histogram({
+      name: "agentfactory_webhook_duration_seconds",
+      help: "Time from request to response for trigger requests.",
+      labelNames: ["source", "result"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7],
+      registers,
+    }),
+    publishDuration: new Histogram({
+      name: "agentfactory_ticket_publish_duration_seconds",
+      help: "Time from publish to JetStream ack (or failure) for tickets.",
+      labelNames: ["source", "outcome"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+      registers,
+    }),
+    permissionChecks: new Counter({
+      name: "agentfactory_permission_checks_total",
+      help: "Forge permission checks of senders by result (granted, refused, cached, error).",
+      labelNames: ["result"],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,148 @@
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers, type NatsConnection, nanos } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { REQUEST_ID_HEADER, TICKETS_STREAM, TICKETS_SUBJECTS, ticketSubject } from "../core/streams.ts";
+import type { Ticket } from "../core/ticket.ts";
+import { Unavailable } from "./errors.ts";
+
+export interface PublishAck {
+  stream: string;
+  seq: number;
+  /** The broker already held a message with this id (inside its duplicate window). */
+  duplicate: boolean;
+}
+
+/** Hands tickets to durable storage. `publish` resolves only once the ticket is stored. */
+export interface TicketPublisher {
+  /** Throws `Unavailable` when the ticket could not be stored (the caller answers 503). */
+  publish(ticket: Ticket): Promise<PublishAck>;
+  /** Connected, and the stream is known to exist. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+export interface NatsPublisherOptions {
+  servers: string | string[];
+  logger: Logger;
+  /** Milliseconds to wait for the JetStream ack. */
+  publishTimeoutMs?: number;
+  /** Milliseconds between connection attempts while NATS is unreachable. */
+  reconnectWaitMs?: number;
+}
+
+/** Duplicate window of TICKETS: deliveries repeated within it are dropped by the broker. */
+export const DUPLICATE_WINDOW_MS = 2 * 60_000;
+
+/**
+ * Creates or updates the TICKETS stream: file storage, `tickets.>`, 2-minute duplicate window.
+ * Idempotent, so every gateway replica (and the operator) may call it on each connect.
+ */
+export async function ensureTicketsStream(jsm: JetStreamManager): Promise<void> {
+  const config = {
+    name: TICKETS_STREAM,
+    subjects: TICKETS_SUBJECTS,
+    storage: "file" as const,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  };
+  try {
+    await jsm.streams.add(config);
+  } catch (err) {
+    // 10058: the stream exists with another configuration; bring the mutable parts in line.
+    if ((err as { code?: number }).code !== 10058) throw err;
+    const { storage: _fixed, ...mutable } = config;
+    await jsm.streams.update(TICKETS_STREAM, mutable);
+  }
+}
+
+/**
+ * A publisher that connects in the background and keeps reconnecting forever, so the HTTP server
+ * can start (and answer 503 / not ready) before NATS is reachable. Publishing while disconnected
+ * fails at once instead of queueing in the client: the sender keeps the delivery and retries.
+ *
+ * @example
+ * const publisher = natsPublisher({ servers: "nats://127.0.0.1:4222", logger });
+ * await publisher.publish(ticket); // { stream: "TICKETS", seq: 1, duplicate: false }
+ */
+export function natsPublisher({
+  servers,
+  logger,
+  publishTimeoutMs = 2_000,
+  reconnectWaitMs = 500,
+}: NatsPublisherOptions): TicketPublisher & { connected: Promise<void> } {
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let streamReady = false;
+  let connected = false;
+  let closing = false;
+
+  const prepare = async (conn: NatsConnection) => {
+    await ensureTicketsStream(await jetstreamManager(conn));
+    streamReady = true;
+  };
+
+  const watch = async (conn: NatsConnection) => {
+    for await (const status of conn.status()) {
+      if (status.type === "disconnect") {
+        connected = false;
+        logger.warn({ event: "nats_disconnected" }, "NATS connection lost");
+      } else if (status.type === "reconnect") {
+        connected = true;
+        logger.info({ event: "nats_reconnected" }, "NATS connection restored");
+        // The server may have come back with an empty store.
+        prepare(conn).catch((err) => logger.error({ err }, "ensuring the TICKETS stream failed"));
+      }
+    }
+  };
+
+  const start = async (): Promise<void> => {
+    while (!closing) {
+      try {
+        const conn = await connect({
+          servers,
+          name: "agentfactory-gateway",
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: reconnectWaitMs,
+          timeout: 2_000,
+        });
+        nc = conn;
+        js = jetstream(conn, { timeout: publishTimeoutMs });
+        connected = true;
+        void watch(conn);
+        logger.info({ event: "nats_connected", server: conn.getServer() }, "connected to NATS");
+        await prepare(conn);
+        return;
+      } catch (err) {
+        logger.warn({ err, event: "nats_connect_failed" }, "NATS not reachable yet");
+        await new Promise((r) => setTimeout(r, reconnectWaitMs));
+      }
+    }
+  };
+
+  const connectedPromise = start();
+
+  return {
+    connected: connectedPromise,
+    ready: () => connected && streamReady && !!nc && !nc.isClosed(),
+    async publish(ticket) {
+      if (!js || !connected) throw new Unavailable("nats", "not connected");
+      const hdrs = headers();
+      hdrs.set(REQUEST_ID_HEADER, ticket.requestId);
+      try {
+        const ack = await js.publish(ticketSubject(ticket.source, ticket.kind), JSON.stringify(ticket), {
+          msgID: ticket.id,
+          headers: hdrs,
+          timeout: publishTimeoutMs,
+        });
+        return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        throw new Unavailable("nats", (err as Error).message, { cause: err });
+      }
+    },
+    async close() {
+      closing = true;
+      connected = false;
+      // Drain flushes what is in flight and then closes; buffered publishes still get their acks.
+      if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
+    },
+  };
+}

@@ -1,0 +1,302 @@
+import { Webhooks } from "@octokit/webhooks";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import { FORGE_LABELS } from "../../core/names.ts";
+import { RepoSlug, type Ticket, type TicketKind } from "../../core/ticket.ts";
+import { canSteer, type ForgePermissions } from "../forge.ts";
+import { ignore, type Outcome, type RequestContext } from "../outcome.ts";
+import { sanitizeTicketText } from "../sanitize.ts";
+
+export interface GitHubSourceOptions {
+  webhookSecret: string;
+  triggerLabel: string;
+  /** Absent: every sender is refused (fail closed). */
+  forge?: ForgePermissions;
+  /** Called for each permission check, for metrics. */
+  onPermissionCheck?: (result: "granted" | "refused") => void;
+}
+
+export interface GitHubDelivery {
+  rawBody: string;
+  headers: Headers;
+}
+
+const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** `/agentfactory <command>` at the start of a line of a comment or review. */
+const COMMAND = /^[ \t]*\/agentfactory[ \t]+(fix|retry|stop)\b/im;
+const COMMAND_KIND = { fix: "feedback", retry: "retry", stop: "cancel" } as const satisfies Record<string, TicketKind>;
+const AGENT_BRANCH = /^agent\/(?:(\d+)-)?/;
+
+// Only the fields the gateway reads; a signed payload without them is a 400, never a crash.
+const User = z.object({ login: z.string().min(1), type: z.string().optional() });
+const Label = z.object({ name: z.string() });
+const Issue = z.object({
+  number: z.number().int().positive(),
+  title: z.string(),
+  body: z.string().nullish(),
+  html_url: z.string(),
+  state: z.string().optional(),
+  user: User,
+  labels: z.array(Label).default([]),
+  pull_request: z.object({}).loose().nullish(),
+});
+const Envelope = z.object({
+  action: z.string().optional(),
+  sender: User,
+  repository: z.object({ full_name: RepoSlug }),
+  installation: z.object({ id: z.number().int().positive() }).nullish(),
+});
+const IssuesEvent = Envelope.extend({ issue: Issue, label: Label.nullish() });
+const IssueCommentEvent = Envelope.extend({
+  issue: Issue,
+  comment: z.object({ body: z.string().nullish(), user: User, html_url: z.string().optional() }),
+});
+const ReviewEvent = Envelope.extend({
+  review: z.object({ body: z.string().nullish(), user: User }),
+  pull_request: z.object({
+    number: z.number().int().positive(),
+    title: z.string(),
+    body: z.string().nullish(),
+    html_url: z.string(),
+    head: z.object({ ref: z.string() }),
+  }),
+});
+type Envelope = z.infer<typeof Envelope>;
+
+const commandOf = (text: string) => COMMAND.exec(text)?.[1]?.toLowerCase() as keyof typeof COMMAND_KIND | undefined;
+const isBot = (user: { login: string; type?: string | undefined }) =>
+  user.type === "Bot" || user.login.endsWith("[bot]");
+
+/**
+ * GitHub webhooks: verifies X-Hub-Signature-256 with @octokit/webhooks over the raw body before
+ * anything is parsed, then maps the event to an Outcome.
+ *
+ * - `issues.labeled` with the trigger label → `new`
+ * - `issues.unlabeled` (trigger label) / `issues.closed` (issue carried the trigger or
+ *   needs-clarification label) → `cancel`
+ * - `issue_comment.created` on an issue labeled needs-clarification → `reply`
+ * - `/agentfactory fix|retry|stop` in a comment or review on an agent PR (`agent/…` branch) →
+ *   `feedback` / `retry` / `cancel`; `retry`/`stop` also work on the issue itself
+ * - `ping` → 200; anything else, and anything a bot sends, → ignored.
+ * Starting or steering requires write permission of the sender, asked of the forge.
+ *
+ * @example
+ * const github = githubSource({ webhookSecret, triggerLabel: "ai-agent", forge });
+ * const outcome = await github({ rawBody, headers }, { requestId, receivedAt });
+ */
+export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionCheck }: GitHubSourceOptions) {
+  const webhooks = new Webhooks({ secret: webhookSecret });
+
+  const verify = async (rawBody: string, signature: string | null): Promise<boolean> => {
+    if (!signature || !rawBody) return false;
+    // verify() throws on a missing or malformed signature; both are just "not verified".
+    return webhooks.verify(rawBody, signature).catch(() => false);
+  };
+
+  const steerable = async (env: Envelope, user: string, event: string): Promise<Outcome | undefined> => {
+    if (!forge || !env.installation) {
+      onPermissionCheck?.("refused");
+      return { action: "refuse", event, sender: user, reason: "cannot check sender permission (no installation)" };
+    }
+    const permission = await forge.permission({
+      installationId: env.installation.id,
+      repo: env.repository.full_name,
+      user,
+    });
+    if (canSteer(permission)) {
+      onPermissionCheck?.("granted");
+      return undefined;
+    }
+    onPermissionCheck?.("refused");
+    return { action: "refuse", event, sender: user, reason: `sender permission is ${permission}, needs write` };
+  };
+
+  return async function handle({ rawBody, headers }: GitHubDelivery, ctx: RequestContext): Promise<Outcome> {
+    if (!(await verify(rawBody, headers.get("x-hub-signature-256")))) {
+      throw new HTTPException(401, { message: "invalid signature" });
+    }
+    const name = headers.get("x-github-event") ?? "";
+    const deliveryId = headers.get("x-github-delivery") ?? "";
+    if (!/^[a-z_]{1,64}$/.test(name) || !DELIVERY_ID.test(deliveryId)) {
+      throw new HTTPException(400, { message: "missing or malformed X-GitHub-Event / X-GitHub-Delivery" });
+    }
+    const payload = parseJson(rawBody);
+    const action = typeof payload.action === "string" && /^[a-z_]{1,64}$/.test(payload.action) ? payload.action : "";
+    const event = action ? `${name}.${action}` : name;
+    if (name === "ping") return ignore(event, "pong", 200);
+
+    const base = (env: Envelope, kind: TicketKind) => ({
+      id: `github:${deliveryId}`,
+      kind,
+      source: "github" as const,
+      deliveryId,
+      requestId: ctx.requestId,
+      receivedAt: ctx.receivedAt,
+      repo: env.repository.full_name,
+      ...(env.installation ? { installationId: env.installation.id } : {}),
+    });
+    const fromIssue = (
+      env: Envelope,
+      kind: TicketKind,
+      issue: z.infer<typeof Issue>,
+      author: string,
+      comment?: string,
+    ): Ticket => {
+      const text = sanitizeTicketText({
+        title: issue.title,
+        body: issue.body ?? "",
+        ...(comment !== undefined ? { comment } : {}),
+      });
+      return {
+        ...base(env, kind),
+        number: issue.number,
+        workItem: `gh-${issue.number}`,
+        url: issue.html_url,
+        author,
+        labels: issue.labels.map((l) => l.name),
+        ...text,
+      };
+    };
+
+    switch (event) {
+      case "issues.labeled":
+      case "issues.unlabeled":
+      case "issues.closed": {
+        const env = parse(IssuesEvent, payload);
+        if (isBot(env.sender)) return ignore(event, "sender is a bot");
+        if (env.issue.pull_request) return ignore(event, "pull requests are not tickets");
+        const labels = env.issue.labels.map((l) => l.name);
+        if (action === "labeled" && env.label?.name !== triggerLabel) return ignore(event, "not the trigger label");
+        if (action === "labeled" && env.issue.state === "closed") return ignore(event, "issue is closed");
+        if (action === "unlabeled" && env.label?.name !== triggerLabel) return ignore(event, "not the trigger label");
+        if (action === "closed" && !labels.some((l) => l === triggerLabel || l === FORGE_LABELS.needsClarification)) {
+          return ignore(event, "issue was not a ticket");
+        }
+        const refused = await steerable(env, env.sender.login, event);
+        if (refused) return refused;
+        const kind = action === "labeled" ? "new" : "cancel";
+        const author = kind === "new" ? env.issue.user.login : env.sender.login;
+        return { action: "publish", event, ticket: fromIssue(env, kind, env.issue, author) };
+      }
+      case "issue_comment.created": {
+        const env = parse(IssueCommentEvent, payload);
+        if (isBot(env.sender) || isBot(env.comment.user)) return ignore(event, "sender is a bot");
+        const body = env.comment.body ?? "";
+        const command = commandOf(body);
+        if (env.issue.pull_request) {
+          if (!command) return ignore(event, "no command");
+          if (!forge || !env.installation) return (await steerable(env, env.sender.login, event)) as Outcome;
+          const branch = await forge.pullRequestBranch({
+            installationId: env.installation.id,
+            repo: env.repository.full_name,
+            number: env.issue.number,
+          });
+          if (!branch || !AGENT_BRANCH.test(branch)) return ignore(event, "not an agent pull request");
+          const refused = await steerable(env, env.sender.login, event);
+          if (refused) return refused;
+          return {
+            action: "publish",
+            event,
+            ticket: fromPullRequest(base(env, COMMAND_KIND[command]), {
+              number: env.issue.number,
+              branch,
+              title: env.issue.title,
+              body: env.issue.body ?? "",
+              url: env.issue.html_url,
+              author: env.comment.user.login,
+              labels: env.issue.labels.map((l) => l.name),
+              comment: body,
+            }),
+          };
+        }
+        let kind: TicketKind;
+        if (command === "retry" || command === "stop") kind = COMMAND_KIND[command];
+        else if (env.issue.labels.some((l) => l.name === FORGE_LABELS.needsClarification)) kind = "reply";
+        else return ignore(event, "issue does not await a clarification");
+        const refused = await steerable(env, env.sender.login, event);
+        if (refused) return refused;
+        return { action: "publish", event, ticket: fromIssue(env, kind, env.issue, env.comment.user.login, body) };
+      }
+      case "pull_request_review.submitted": {
+        const env = parse(ReviewEvent, payload);
+        if (isBot(env.sender) || isBot(env.review.user)) return ignore(event, "sender is a bot");
+        const body = env.review.body ?? "";
+        const command = commandOf(body);
+        if (!command) return ignore(event, "no command");
+        const pr = env.pull_request;
+        if (!AGENT_BRANCH.test(pr.head.ref)) return ignore(event, "not an agent pull request");
+        const refused = await steerable(env, env.sender.login, event);
+        if (refused) return refused;
+        return {
+          action: "publish",
+          event,
+          ticket: fromPullRequest(base(env, COMMAND_KIND[command]), {
+            number: pr.number,
+            branch: pr.head.ref,
+            title: pr.title,
+            body: pr.body ?? "",
+            url: pr.html_url,
+            author: env.review.user.login,
+            labels: [],
+            comment: body,
+          }),
+        };
+      }
+      default:
+        return ignore(event, "event not handled");
+    }
+  };
+}
+
+/**
+ * A ticket for a command on an agent PR. The run's work item comes from the branch
+ * (`agent/<issue>-<slug>` → `gh-<issue>`); branches of non-GitHub tickets carry no number, so the
+ * work item is then the branch itself and the operator matches by `pullRequest.number`.
+ */
+function fromPullRequest(
+  base: Omit<Ticket, "number" | "workItem" | "url" | "title" | "body" | "author" | "labels">,
+  pr: {
+    number: number;
+    branch: string;
+    title: string;
+    body: string;
+    url: string;
+    author: string;
+    labels: string[];
+    comment: string;
+  },
+): Ticket {
+  const issue = Number(AGENT_BRANCH.exec(pr.branch)?.[1] ?? 0);
+  return {
+    ...base,
+    number: issue,
+    workItem: issue > 0 ? `gh-${issue}` : pr.branch,
+    url: pr.url,
+    author: pr.author,
+    labels: pr.labels,
+    pullRequest: { number: pr.number, branch: pr.branch },
+    ...sanitizeTicketText({ title: pr.title, body: pr.body, comment: pr.comment }),
+  };
+}
+
+function parseJson(rawBody: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(rawBody);
+  } catch {
+    throw new HTTPException(400, { message: "body is not JSON" });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HTTPException(400, { message: "body is not a JSON object" });
+  }
+  return value as Record<string, unknown>;
+}
+
+function parse<T extends z.ZodType>(schema: T, payload: unknown): z.infer<T> {
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new HTTPException(400, { message: `unexpected payload: ${first?.path.join(".")} ${first?.message}` });
+  }
+  return parsed.data;
+}
