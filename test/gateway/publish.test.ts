@@ -1,0 +1,119 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TICKETS_STREAM } from "../../core/streams.ts";
+import { Ticket } from "../../core/ticket.ts";
+import { createApp } from "../../gateway/app.ts";
+import { natsPublisher } from "../../gateway/publisher.ts";
+import { type NatsServer, startNats } from "../world/nats.ts";
+import { FakeForge, issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
+
+const SECRET = "integration-secret";
+
+describe("gateway → real NATS JetStream", () => {
+  let nats: NatsServer;
+  let publisher: ReturnType<typeof natsPublisher>;
+  let app: ReturnType<typeof createApp>;
+  let reader: NatsConnection;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const { logger } = memoryLogger("silent");
+    publisher = natsPublisher({ servers: nats.url, logger, publishTimeoutMs: 1_000, reconnectWaitMs: 100 });
+    await publisher.connected;
+    app = createApp({
+      publisher,
+      logger,
+      forge: new FakeForge({ maintainer: "write" }),
+      config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 1 << 20 },
+    });
+  });
+  afterAll(async () => {
+    await reader?.close();
+    await publisher?.close();
+    await nats?.stop();
+  });
+
+  const deliver = (delivery: string, number = 1, requestId = `req-${delivery}`) => {
+    const body = JSON.stringify(issuesPayload({ number }));
+    return app.request("/webhooks/github", {
+      method: "POST",
+      body,
+      headers: {
+        "x-github-event": "issues",
+        "x-github-delivery": delivery,
+        "x-hub-signature-256": signGitHub(SECRET, body),
+        "x-request-id": requestId,
+      },
+    });
+  };
+  const stored = async () => {
+    reader ??= await connect({ servers: nats.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+    const jsm = await jetstreamManager(reader);
+    const info = await jsm.streams.info(TICKETS_STREAM);
+    const messages = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const msg = await jsm.streams.getMessage(TICKETS_STREAM, { seq });
+      if (msg) messages.push(msg);
+    }
+    return { info, messages };
+  };
+
+  it("creates TICKETS on file storage with a 2-minute duplicate window", async () => {
+    const { info } = await stored();
+    expect(info.config.storage).toBe("file");
+    expect(info.config.subjects).toEqual(["tickets.>"]);
+    expect(info.config.duplicate_window).toBe(120_000_000_000);
+  });
+
+  it("publishes a redelivered webhook once; the ticket carries Nats-Msg-Id and X-Request-Id", async () => {
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await deliver("dup-1"));
+    expect(answers.map((r) => r.status)).toEqual([202, 202, 202]);
+    const bodies = await Promise.all(answers.map((r) => r.json()));
+    expect(bodies.map((b) => b.duplicate)).toEqual([false, true, true]);
+    expect(new Set(bodies.map((b) => b.seq)).size).toBe(1);
+
+    const { messages } = await stored();
+    const mine = messages.filter((m) => m.header?.get("Nats-Msg-Id") === "github:dup-1");
+    expect(mine).toHaveLength(1);
+    const msg = mine[0]!;
+    expect(msg.subject).toBe("tickets.github.new");
+    expect(msg.header?.get("X-Request-Id")).toBe("req-dup-1");
+    const ticket = Ticket.parse(msg.json());
+    expect(ticket).toMatchObject({ id: "github:dup-1", kind: "new", workItem: "gh-1", requestId: "req-dup-1" });
+  });
+
+  it("answers 503 while NATS is stopped, and after the restart accepts the redelivery with nothing lost", async () => {
+    for (let i = 0; i < 3; i++) expect((await deliver(`before-${i}`, 10 + i)).status).toBe(202);
+    const before = (await stored()).info.state.messages;
+
+    await nats.kill();
+    const down = await deliver("during", 20);
+    expect(down.status).toBe(503);
+    await waitFor(async () => (await app.request("/readyz")).status === 503);
+    expect((await deliver("during", 20)).status).toBe(503);
+
+    await nats.restart();
+    await waitFor(async () => (await app.request("/readyz")).status === 200);
+    const again = await deliver("during", 20);
+    expect(again.status).toBe(202);
+
+    const { info, messages } = await stored();
+    // Everything acked before the outage survived it (file storage), plus the redelivered one, once.
+    expect(info.state.messages).toBe(before + 1);
+    const ids = messages.map((m) => m.header?.get("Nats-Msg-Id"));
+    expect(ids).toEqual(
+      expect.arrayContaining(["github:before-0", "github:before-1", "github:before-2", "github:during"]),
+    );
+    expect(ids.filter((id) => id === "github:during")).toHaveLength(1);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
