@@ -1,0 +1,109 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { DEFAULT_PLAN_OPTIONS, type PlanOptions } from "../core/plan.ts";
+import type { RunDefaults } from "../core/run-from-ticket.ts";
+
+const bool = z
+  .union([z.boolean(), z.string()])
+  .transform((v) => (typeof v === "boolean" ? v : ["1", "true", "yes", "on"].includes(v.toLowerCase())));
+const int = (d: number) => z.coerce.number().int().nonnegative().default(d);
+const num = (d: number) => z.coerce.number().nonnegative().default(d);
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v?.trim() ? v.trim() : undefined));
+
+/**
+ * Every setting of the operator, read from the environment (the chart sets them).
+ * Example: `loadConfig({ NAMESPACE: "agentfactory", KUBECONFIG_PATH: "/tmp/kubeconfig" })`.
+ */
+export const ConfigSchema = z.object({
+  /** Explicit kubeconfig file; without it the in-cluster service account is used. */
+  KUBECONFIG_PATH: optional,
+  NAMESPACE: z.string().default("agentfactory"),
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** Set to false to run without the ticket consumer (reconciler only). */
+  CONSUME_TICKETS: bool.default(true),
+  RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),
+  RUNNER_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  RUNTIME_CLASS_NAME: optional,
+  RUNNER_CPU_LIMIT: z.string().default("2"),
+  RUNNER_MEMORY_LIMIT: z.string().default("2Gi"),
+  RUNNER_CPU_REQUEST: z.string().default("250m"),
+  RUNNER_MEMORY_REQUEST: z.string().default("512Mi"),
+  RUNNER_MAX_TURNS: int(50),
+  RUNNER_TEST_COMMAND: optional,
+  /** Finished Jobs are kept this long (they carry the results a waiting run still reads). */
+  JOB_TTL_SECONDS: int(7 * 24 * 3600),
+  GITHUB_APP_ID: optional,
+  GITHUB_APP_PRIVATE_KEY: optional,
+  GITHUB_APP_PRIVATE_KEY_FILE: optional,
+  /** Fallback installation when neither the ticket nor a lookup gives one. */
+  GITHUB_INSTALLATION_ID: z.coerce.number().int().positive().optional(),
+  GITHUB_API_URL: z.string().default("https://api.github.com"),
+  GITHUB_GRAPHQL_URL: optional,
+  GITHUB_SERVER_URL: z.string().default("https://github.com"),
+  MODEL_SECRET_NAME: z.string().default("agentfactory-model"),
+  MODEL_SECRET_KEY: z.string().default("ANTHROPIC_API_KEY"),
+  ANTHROPIC_BASE_URL: optional,
+  DEFAULT_PROVIDER: z.string().default("anthropic"),
+  DEFAULT_MODEL: z.string().default("claude-sonnet-4-5"),
+  DEFAULT_BUDGET_USD: num(5),
+  MAX_REMEDIATION_ROUNDS: int(2),
+  STAGE_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(1800),
+  MAX_ATTEMPTS: z.coerce.number().int().positive().default(DEFAULT_PLAN_OPTIONS.maxAttempts),
+  BACKOFF_BASE_SECONDS: num(DEFAULT_PLAN_OPTIONS.backoffBaseSeconds),
+  BACKOFF_MAX_SECONDS: num(DEFAULT_PLAN_OPTIONS.backoffMaxSeconds),
+  MIN_STAGE_BUDGET_USD: num(DEFAULT_PLAN_OPTIONS.minStageBudgetUsd),
+  MAX_QUESTIONS: int(DEFAULT_PLAN_OPTIONS.maxQuestions),
+  REPLY_WAIT_SECONDS: int(DEFAULT_PLAN_OPTIONS.replyWaitSeconds),
+  SLACK_WEBHOOK_URL: optional,
+  SLACK_CHANNEL: optional,
+  CLICKUP_API_URL: z.string().default("https://api.clickup.com/api/v2"),
+  CLICKUP_API_TOKEN: optional,
+  /** HTTP server for /healthz, /readyz, /metrics. 0 picks a free port (logged). */
+  METRICS_PORT: int(8080),
+  METRICS_HOST: z.string().default("0.0.0.0"),
+  LEADER_ELECTION: bool.default(true),
+  LEASE_NAME: z.string().default("agentfactory-operator"),
+  /** Identity in the Lease; the pod name in a cluster. */
+  POD_NAME: optional,
+  CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /** Global reconcile rate limit (token bucket), per second, and its burst. */
+  RATE_LIMIT_QPS: num(50),
+  RATE_LIMIT_BURST: int(200),
+  RESYNC_SECONDS: num(300),
+  /** Restart an informer that saw nothing (not even a reconnect) for this long. */
+  WATCHDOG_SECONDS: num(180),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+export type Config = z.infer<typeof ConfigSchema> & { githubPrivateKey?: string };
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = ConfigSchema.parse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
+  const key =
+    parsed.GITHUB_APP_PRIVATE_KEY ??
+    (parsed.GITHUB_APP_PRIVATE_KEY_FILE ? readFileSync(parsed.GITHUB_APP_PRIVATE_KEY_FILE, "utf8") : undefined);
+  return { ...parsed, ...(key ? { githubPrivateKey: key.replace(/\\n/g, "\n") } : {}) };
+}
+
+export function planOptions(config: Config): PlanOptions {
+  return {
+    maxAttempts: config.MAX_ATTEMPTS,
+    backoffBaseSeconds: config.BACKOFF_BASE_SECONDS,
+    backoffMaxSeconds: config.BACKOFF_MAX_SECONDS,
+    minStageBudgetUsd: config.MIN_STAGE_BUDGET_USD,
+    maxQuestions: config.MAX_QUESTIONS,
+    replyWaitSeconds: config.REPLY_WAIT_SECONDS,
+  };
+}
+
+export function runDefaults(config: Config): RunDefaults {
+  return {
+    namespace: config.NAMESPACE,
+    model: { provider: config.DEFAULT_PROVIDER, name: config.DEFAULT_MODEL },
+    budgetUsd: config.DEFAULT_BUDGET_USD,
+    maxRemediationRounds: config.MAX_REMEDIATION_ROUNDS,
+    stageTimeoutSeconds: config.STAGE_TIMEOUT_SECONDS,
+  };
+}

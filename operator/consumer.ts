@@ -1,0 +1,199 @@
+import { AckPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, StorageType } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { type AgentRun, isTerminal } from "../core/agentrun.ts";
+import { dnsSafe, LABELS, repoLabel, shortenName } from "../core/names.ts";
+import { type RunDefaults, runFromTicket } from "../core/run-from-ticket.ts";
+import {
+  OUTCOMES_STREAM,
+  OUTCOMES_SUBJECTS,
+  TICKETS_CONSUMER,
+  TICKETS_STREAM,
+  TICKETS_SUBJECTS,
+} from "../core/streams.ts";
+import { Ticket } from "../core/ticket.ts";
+import { isAlreadyExists, isConflict, type KubeClient } from "./kube/client.ts";
+import type { Metrics } from "./metrics.ts";
+import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
+
+/** Creates the streams and the durable consumer when they are missing (the gateway may start later). */
+export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
+  const want = [
+    { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(120_000) },
+    { name: OUTCOMES_STREAM, subjects: OUTCOMES_SUBJECTS, duplicate_window: nanos(120_000) },
+  ];
+  for (const s of want) {
+    try {
+      await jsm.streams.info(s.name);
+    } catch {
+      try {
+        await jsm.streams.add({ ...s, storage: StorageType.File });
+      } catch (err) {
+        if (!/already in use|exists/i.test((err as Error).message)) throw err;
+      }
+    }
+  }
+  try {
+    await jsm.consumers.info(TICKETS_STREAM, TICKETS_CONSUMER);
+  } catch {
+    await jsm.consumers.add(TICKETS_STREAM, {
+      durable_name: TICKETS_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(60_000),
+      max_ack_pending: 1000,
+    });
+  }
+}
+
+export type TicketApi = Pick<KubeClient, "createRun" | "listRuns" | "patchRun">;
+
+/** The labels that find the runs of one work item. */
+export function workItemSelector(ticket: Pick<Ticket, "repo" | "source" | "workItem">): string {
+  return [
+    `${LABELS.repo}=${repoLabel(ticket.repo)}`,
+    `${LABELS.workItem}=${shortenName(dnsSafe(`${ticket.source}-${ticket.workItem}`))}`,
+  ].join(",");
+}
+
+/** The newest non-terminal run of a work item. */
+export async function activeRun(api: TicketApi, namespace: string, ticket: Ticket): Promise<AgentRun | undefined> {
+  const { items } = await api.listRuns(namespace, workItemSelector(ticket));
+  return items
+    .filter((r) => !isTerminal(r.status?.phase) && r.spec.ticket.repo === ticket.repo)
+    .sort((a, b) =>
+      String(b.metadata.creationTimestamp ?? "").localeCompare(String(a.metadata.creationTimestamp ?? "")),
+    )[0];
+}
+
+export type HandleResult = "created" | "exists" | "replied" | "cancelled" | "ignored";
+
+/**
+ * Applies one ticket to the cluster. Idempotent, so a redelivered ticket changes nothing:
+ * `new` creates the run under its deterministic name (409 = already done); `reply` appends the
+ * comment to the active run's clarifications once; `cancel` sets `spec.suspend`.
+ */
+export async function handleTicket(api: TicketApi, defaults: RunDefaults, ticket: Ticket): Promise<HandleResult> {
+  const ns = defaults.namespace;
+  switch (ticket.kind) {
+    case "new":
+    case "retry": {
+      const run = runFromTicket(ticket, defaults);
+      run.metadata.annotations = { ...run.metadata.annotations, [RECEIVED_AT_ANNOTATION]: ticket.receivedAt };
+      const active = await activeRun(api, ns, ticket);
+      if (active && active.metadata.name !== run.metadata.name) return "ignored"; // one run per work item at a time
+      try {
+        await api.createRun(run);
+        return "created";
+      } catch (err) {
+        if (isAlreadyExists(err)) return "exists";
+        throw err;
+      }
+    }
+    case "reply":
+    case "feedback": {
+      const run = await activeRun(api, ns, ticket);
+      if (!run) return "ignored";
+      const entry = { author: ticket.author, body: ticket.comment ?? ticket.body, at: ticket.receivedAt };
+      const existing = run.spec.clarifications ?? [];
+      if (existing.some((c) => c.at === entry.at && c.author === entry.author && c.body === entry.body))
+        return "exists";
+      // resourceVersion makes the merge-patch conditional: a concurrent change fails with 409 and is retried.
+      await api.patchRun(ns, run.metadata.name, {
+        metadata: { resourceVersion: run.metadata.resourceVersion },
+        spec: { clarifications: [...existing, entry] },
+      });
+      return "replied";
+    }
+    case "cancel": {
+      const run = await activeRun(api, ns, ticket);
+      if (!run) return "ignored";
+      if (run.spec.suspend) return "exists";
+      await api.patchRun(ns, run.metadata.name, { spec: { suspend: true } });
+      return "cancelled";
+    }
+  }
+}
+
+export interface ConsumerOptions {
+  js: JetStreamClient;
+  api: TicketApi;
+  defaults: RunDefaults;
+  log: Logger;
+  metrics?: Metrics;
+  /** Tickets handled at once. */
+  concurrency?: number;
+}
+
+/**
+ * The durable pull consumer on TICKETS: acks a ticket only after it was applied, naks it with a
+ * growing delay when that failed, and terminates tickets that can never parse.
+ */
+export class TicketConsumer {
+  private stopped = false;
+  private messages?: { stop(): void };
+  private loop?: Promise<void>;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly o: ConsumerOptions) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const consumer = await this.o.js.consumers.get(TICKETS_STREAM, TICKETS_CONSUMER);
+        const messages = await consumer.consume({ max_messages: this.o.concurrency ?? 16 });
+        this.messages = messages;
+        failures = 0;
+        for await (const m of messages) {
+          const p = this.handle(m).finally(() => this.inFlight.delete(p));
+          this.inFlight.add(p);
+          if (this.inFlight.size >= (this.o.concurrency ?? 16)) await Promise.race(this.inFlight);
+          if (this.stopped) break;
+        }
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, "ticket consumer error; restarting");
+      }
+      if (this.stopped) break;
+      failures += 1;
+      await sleep(Math.min(500 * 2 ** failures, 15_000));
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    let ticket: Ticket;
+    try {
+      ticket = Ticket.parse(m.json());
+    } catch (err) {
+      this.o.log.error({ seq: m.seq, err: (err as Error).message }, "invalid ticket; terminating it");
+      this.o.metrics?.ticketsTotal.inc({ kind: "invalid", result: "terminated" });
+      m.term("invalid ticket");
+      return;
+    }
+    const log = this.o.log.child({ ticket: ticket.id, requestId: ticket.requestId, kind: ticket.kind });
+    try {
+      const result = await handleTicket(this.o.api, this.o.defaults, ticket);
+      m.ack();
+      log.info({ result }, "ticket applied");
+      this.o.metrics?.ticketsTotal.inc({ kind: ticket.kind, result });
+    } catch (err) {
+      const delay = isConflict(err) ? 100 : Math.min(1000 * 2 ** Math.min(m.info.deliveryCount - 1, 6), 60_000);
+      log.warn({ err: (err as Error).message, delayMs: delay }, "ticket failed; will be redelivered");
+      this.o.metrics?.ticketsTotal.inc({ kind: ticket.kind, result: "error" });
+      m.nak(delay);
+    }
+  }
+
+  /** Stops pulling, waits for the tickets in hand. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.messages?.stop();
+    await Promise.allSettled([...this.inFlight]);
+    await this.loop?.catch(() => {});
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,150 @@
+import type { Octokit } from "@octokit/rest";
+import { IncomingWebhook } from "@slack/webhook";
+import type { Logger } from "pino";
+import type { AgentRun, AgentRunStatus } from "../core/agentrun.ts";
+import { FORGE_LABELS } from "../core/names.ts";
+import type { ObservedJob } from "../core/plan.ts";
+import {
+  clickupComment,
+  escalationComment,
+  failureComment,
+  MARKERS,
+  replaceStats,
+  slackEscalation,
+  statsTable,
+} from "./finalize-text.ts";
+import type { Forge } from "./forge.ts";
+import { type OutcomeRecord, outcomeRecord } from "./outcome.ts";
+
+export interface FinalizerOptions {
+  forge?: Forge;
+  slackWebhookUrl?: string;
+  slackChannel?: string;
+  clickup?: { apiUrl: string; token: string };
+  publishOutcome?: (record: OutcomeRecord) => Promise<void>;
+  log?: Logger;
+}
+
+/**
+ * Finalizes a run that reached a terminal phase: on the forge (stats table, labels, mark ready,
+ * escalation or failure comment), Slack on escalation, ClickUp comment, and the outcome record.
+ * Every step is idempotent (state checked or marker searched before acting), so the reconciler
+ * can simply call it again until it succeeds.
+ */
+export class Finalizer {
+  constructor(private readonly o: FinalizerOptions) {}
+
+  async finalize(
+    run: AgentRun,
+    status: AgentRunStatus,
+    jobs: readonly ObservedJob[],
+    now: Date,
+  ): Promise<OutcomeRecord> {
+    const { ticket } = run.spec;
+    let files: string[] = [];
+    const forgeTicket = ticket.source === "github" || ticket.number > 0;
+    if (this.o.forge && forgeTicket && status.phase !== "Cancelled") {
+      const gh = await this.o.forge.client(ticket.repo, ticket.installationId);
+      const [owner, repo] = ticket.repo.split("/") as [string, string];
+      const pr = status.pullRequest;
+      if (pr) {
+        files = await this.prFiles(gh, owner, repo, pr.number);
+        await this.updateStats(gh, owner, repo, pr.number, status);
+        if (status.round > 0) {
+          const labels = Array.from({ length: status.round }, (_, i) => FORGE_LABELS.remediationRound(i + 1));
+          await gh.rest.issues.addLabels({ owner, repo, issue_number: pr.number, labels });
+        }
+        if (status.phase === "Ready") await this.markReady(gh, owner, repo, pr.number);
+      }
+      if (ticket.number > 0) await this.removeLabel(gh, owner, repo, ticket.number, FORGE_LABELS.needsClarification);
+      if (status.phase === "Escalated") {
+        const target = pr?.number ?? ticket.number;
+        if (target > 0 && !(await this.hasComment(gh, owner, repo, target, MARKERS.escalation(run.metadata.name)))) {
+          await this.slack(slackEscalation(run, status));
+          await gh.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: target,
+            body: escalationComment(run, status),
+          });
+        }
+      }
+      if (status.phase === "Failed" && ticket.number > 0) {
+        if (!(await this.hasComment(gh, owner, repo, ticket.number, MARKERS.failure(run.metadata.name))))
+          await gh.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: ticket.number,
+            body: failureComment(run, status),
+          });
+      }
+    } else if (status.phase === "Escalated") {
+      await this.slack(slackEscalation(run, status));
+    }
+    if (ticket.source === "clickup" && status.phase !== "Cancelled") await this.clickup(run, status);
+    const record = outcomeRecord(run, status, jobs, files, now);
+    await this.o.publishOutcome?.(record);
+    return record;
+  }
+
+  private async prFiles(gh: Octokit, owner: string, repo: string, pull_number: number): Promise<string[]> {
+    const files = await gh.paginate(gh.rest.pulls.listFiles, { owner, repo, pull_number, per_page: 100 });
+    return files.map((f) => f.filename);
+  }
+
+  private async updateStats(gh: Octokit, owner: string, repo: string, pull_number: number, status: AgentRunStatus) {
+    const { data } = await gh.rest.pulls.get({ owner, repo, pull_number });
+    const body = replaceStats(data.body, statsTable(status));
+    if (body !== data.body) await gh.rest.pulls.update({ owner, repo, pull_number, body });
+  }
+
+  private async markReady(gh: Octokit, owner: string, repo: string, pull_number: number) {
+    const { data } = await gh.rest.pulls.get({ owner, repo, pull_number });
+    if (!data.draft) return;
+    await gh.graphql(
+      "mutation($id: ID!) { markPullRequestReadyForReview(input: { pullRequestId: $id }) { pullRequest { isDraft } } }",
+      { id: data.node_id },
+    );
+  }
+
+  private async removeLabel(gh: Octokit, owner: string, repo: string, issue_number: number, name: string) {
+    try {
+      await gh.rest.issues.removeLabel({ owner, repo, issue_number, name });
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw err;
+    }
+  }
+
+  private async hasComment(gh: Octokit, owner: string, repo: string, issue_number: number, marker: string) {
+    const comments = await gh.paginate(gh.rest.issues.listComments, { owner, repo, issue_number, per_page: 100 });
+    return comments.some((c) => c.body?.includes(marker));
+  }
+
+  private async slack(text: string): Promise<void> {
+    if (!this.o.slackWebhookUrl) return;
+    await new IncomingWebhook(this.o.slackWebhookUrl, this.o.slackChannel ? { channel: this.o.slackChannel } : {}).send(
+      {
+        text,
+      },
+    );
+  }
+
+  private async clickup(run: AgentRun, status: AgentRunStatus): Promise<void> {
+    const c = this.o.clickup;
+    if (!c) return;
+    const task = encodeURIComponent(run.spec.ticket.workItem);
+    const headers = { Authorization: c.token, "Content-Type": "application/json" };
+    const marker = MARKERS.clickup(run.metadata.name, status.phase);
+    const existing = await fetch(`${c.apiUrl}/task/${task}/comment`, { headers });
+    if (existing.ok) {
+      const body = (await existing.json()) as { comments?: { comment_text?: string }[] };
+      if (body.comments?.some((x) => x.comment_text?.includes(marker))) return;
+    }
+    const res = await fetch(`${c.apiUrl}/task/${task}/comment`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ comment_text: clickupComment(run, status), notify_all: false }),
+    });
+    if (!res.ok) throw new Error(`ClickUp comment failed: ${res.status}`);
+  }
+}

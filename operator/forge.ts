@@ -1,0 +1,89 @@
+import { createAppAuth } from "@octokit/auth-app";
+import { Octokit } from "@octokit/rest";
+import type { StageName } from "../core/result.ts";
+
+export type Permissions = Record<string, "read" | "write">;
+
+/** What a stage's token may do, on its one repository. */
+export const STAGE_PERMISSIONS: Record<StageName, Permissions> = {
+  triage: { metadata: "read", contents: "read", issues: "write" },
+  review: { metadata: "read", contents: "read", issues: "write", pull_requests: "write", checks: "read" },
+  write: { metadata: "read", contents: "write", issues: "write", pull_requests: "write" },
+  remediate: { metadata: "read", contents: "write", issues: "write", pull_requests: "write" },
+};
+
+/** What the operator itself needs to finalize a run (comments, labels, mark ready, PR body). */
+export const FINALIZE_PERMISSIONS: Permissions = {
+  metadata: "read",
+  contents: "read",
+  issues: "write",
+  pull_requests: "write",
+};
+
+export interface ForgeOptions {
+  appId: string | number;
+  privateKey: string;
+  /** REST base, e.g. https://api.github.com or `<ghes>/api/v3`. */
+  apiUrl: string;
+  defaultInstallationId?: number;
+}
+
+/**
+ * The operator's side of GitHub: it holds the App key and mints installation tokens limited to one
+ * repository and the permissions a stage needs. Runner pods only ever see such a token.
+ *
+ * Example: `await new Forge(opts).mintToken("acme/web", STAGE_PERMISSIONS.triage)`.
+ */
+export class Forge {
+  private readonly app: Octokit;
+  private readonly installations = new Map<string, number>();
+
+  constructor(private readonly opts: ForgeOptions) {
+    this.app = new Octokit({
+      baseUrl: opts.apiUrl,
+      authStrategy: createAppAuth,
+      auth: { appId: opts.appId, privateKey: opts.privateKey },
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+  }
+
+  /** The installation for a repository: the ticket's hint, a cached lookup, the App's lookup, or the default. */
+  async installationId(repo: string, hint?: number): Promise<number> {
+    if (hint) return hint;
+    const cached = this.installations.get(repo);
+    if (cached) return cached;
+    const [owner, name] = repo.split("/") as [string, string];
+    try {
+      const { data } = await this.app.rest.apps.getRepoInstallation({ owner, repo: name });
+      this.installations.set(repo, data.id);
+      return data.id;
+    } catch (err) {
+      if (this.opts.defaultInstallationId) return this.opts.defaultInstallationId;
+      throw err;
+    }
+  }
+
+  /** A short-lived installation token for exactly one repository and `permissions`. */
+  async mintToken(repo: string, permissions: Permissions, installationHint?: number): Promise<string> {
+    const installationId = await this.installationId(repo, installationHint);
+    const name = repo.split("/")[1]!;
+    const auth = (await this.app.auth({
+      type: "installation",
+      installationId,
+      repositoryNames: [name],
+      permissions,
+      refresh: false,
+    })) as { token: string };
+    return auth.token;
+  }
+
+  /** A REST + GraphQL client acting as the installation on one repository. */
+  async client(repo: string, installationHint?: number): Promise<Octokit> {
+    const token = await this.mintToken(repo, FINALIZE_PERMISSIONS, installationHint);
+    return new Octokit({
+      baseUrl: this.opts.apiUrl,
+      auth: token,
+      log: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+  }
+}

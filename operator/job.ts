@@ -1,0 +1,184 @@
+import type { V1Job, V1OwnerReference, V1Secret } from "@kubernetes/client-node";
+import type { AgentRun } from "../core/agentrun.ts";
+import { ANNOTATIONS, LABELS, MANAGED_BY } from "../core/names.ts";
+import type { StageName } from "../core/result.ts";
+
+/** The part of the operator's configuration the Job builder reads. */
+export interface JobSettings {
+  image: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  runtimeClassName?: string;
+  resources: { cpuLimit: string; memoryLimit: string; cpuRequest: string; memoryRequest: string };
+  maxTurns: number;
+  testCommand?: string;
+  ttlSecondsAfterFinished: number;
+  githubApiUrl: string;
+  githubServerUrl: string;
+  modelSecretName: string;
+  modelSecretKey: string;
+  anthropicBaseUrl?: string;
+}
+
+export interface JobInput {
+  run: AgentRun;
+  stage: StageName;
+  attempt: number;
+  jobName: string;
+  /** The per-stage Secret holding GITHUB_TOKEN. */
+  secretName: string;
+  /** What this stage may spend: the run's remaining budget. */
+  budgetUsd: number;
+}
+
+/** Key of the forge token in the per-stage Secret. */
+export const TOKEN_KEY = "GITHUB_TOKEN";
+/** Extra seconds the Job deadline grants beyond the controller-enforced stage timeout. */
+export const DEADLINE_MARGIN_SECONDS = 120;
+export const RUNNER_CONTAINER = "runner";
+
+export function ownerReference(run: AgentRun): V1OwnerReference {
+  return {
+    apiVersion: run.apiVersion,
+    kind: run.kind,
+    name: run.metadata.name,
+    uid: run.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function stageLabels(run: AgentRun, stage: StageName, attempt: number): Record<string, string> {
+  return {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.component]: "runner",
+    [LABELS.run]: run.metadata.name,
+    [LABELS.stage]: stage,
+    [LABELS.attempt]: String(attempt),
+    ...(run.metadata.labels?.[LABELS.repo] ? { [LABELS.repo]: run.metadata.labels[LABELS.repo] } : {}),
+  };
+}
+
+/** What the runner needs besides the ticket, as the contract's AGENTFACTORY_CONTEXT. */
+export function stageContext(run: AgentRun): Record<string, unknown> {
+  const s = run.status;
+  const triage = s?.stages.filter((st) => st.name === "triage" && st.outcome === "Succeeded").at(-1);
+  return {
+    clarifications: run.spec.clarifications,
+    ...(triage?.message ? { triageSpec: triage.message } : {}),
+    ...(s?.pullRequest ? { pullRequest: s.pullRequest } : {}),
+    ...(s?.round ? { round: s.round } : {}),
+    ...(s?.riskTier ? { riskTier: s.riskTier } : {}),
+  };
+}
+
+/** The batch/v1 Job of one stage attempt. Pure: the same input always yields the same object. */
+export function buildJob(input: JobInput, settings: JobSettings): V1Job {
+  const { run, stage, attempt, jobName } = input;
+  const labels = stageLabels(run, stage, attempt);
+  const requestId = run.metadata.annotations?.[ANNOTATIONS.requestId] ?? run.metadata.name;
+  const env: { name: string; value?: string; valueFrom?: object }[] = [
+    { name: "AGENTFACTORY_STAGE", value: stage },
+    { name: "AGENTFACTORY_RUN", value: run.metadata.name },
+    { name: "AGENTFACTORY_ATTEMPT", value: String(attempt) },
+    { name: "AGENTFACTORY_TICKET", value: JSON.stringify(run.spec.ticket) },
+    { name: "AGENTFACTORY_CONTEXT", value: JSON.stringify(stageContext(run)) },
+    { name: "AGENTFACTORY_REQUEST_ID", value: requestId },
+    { name: "AGENTFACTORY_PROVIDER", value: run.spec.model.provider },
+    { name: "AGENTFACTORY_MODEL", value: run.spec.model.name },
+    { name: "AGENTFACTORY_BUDGET_USD", value: String(Math.max(0, round4(input.budgetUsd))) },
+    { name: "AGENTFACTORY_MAX_TURNS", value: String(settings.maxTurns) },
+    { name: "AGENTFACTORY_WORKSPACE", value: "/workspace" },
+    { name: "AGENTFACTORY_TERMINATION_LOG", value: "/dev/termination-log" },
+    ...(settings.testCommand ? [{ name: "AGENTFACTORY_TEST_COMMAND", value: settings.testCommand }] : []),
+    { name: "GITHUB_API_URL", value: settings.githubApiUrl },
+    { name: "GITHUB_SERVER_URL", value: settings.githubServerUrl },
+    { name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: input.secretName, key: TOKEN_KEY } } },
+    {
+      name: "ANTHROPIC_API_KEY",
+      valueFrom: { secretKeyRef: { name: settings.modelSecretName, key: settings.modelSecretKey } },
+    },
+    ...(settings.anthropicBaseUrl ? [{ name: "ANTHROPIC_BASE_URL", value: settings.anthropicBaseUrl }] : []),
+    { name: "HOME", value: "/home/runner" },
+  ];
+  const dirs = { workspace: "/workspace", home: "/home/runner", tmp: "/tmp" };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: jobName,
+      namespace: run.metadata.namespace,
+      labels,
+      annotations: { [ANNOTATIONS.requestId]: requestId },
+      ownerReferences: [ownerReference(run)],
+    },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: run.spec.stageTimeoutSeconds + DEADLINE_MARGIN_SECONDS,
+      ttlSecondsAfterFinished: settings.ttlSecondsAfterFinished,
+      template: {
+        metadata: { labels, annotations: { [ANNOTATIONS.requestId]: requestId } },
+        spec: {
+          restartPolicy: "Never",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            fsGroup: 10001,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: RUNNER_CONTAINER,
+              image: settings.image,
+              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
+              env: env as never,
+              terminationMessagePath: "/dev/termination-log",
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              resources: {
+                limits: { cpu: settings.resources.cpuLimit, memory: settings.resources.memoryLimit },
+                requests: { cpu: settings.resources.cpuRequest, memory: settings.resources.memoryRequest },
+              },
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 10001,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"] },
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              volumeMounts: Object.entries(dirs).map(([name, mountPath]) => ({ name, mountPath })),
+            },
+          ],
+          volumes: Object.keys(dirs).map((name) => ({ name, emptyDir: {} })),
+        },
+      },
+    },
+  };
+}
+
+/** The per-stage Secret with the short-lived forge token, owned by the AgentRun (garbage-collected with it). */
+export function buildTokenSecret(
+  run: AgentRun,
+  name: string,
+  stage: StageName,
+  attempt: number,
+  token: string,
+): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "Opaque",
+    metadata: {
+      name,
+      namespace: run.metadata.namespace,
+      labels: stageLabels(run, stage, attempt),
+      ownerReferences: [ownerReference(run)],
+    },
+    data: { [TOKEN_KEY]: Buffer.from(token).toString("base64") },
+  };
+}
+
+const round4 = (n: number) => Math.round(n * 1e4) / 1e4;

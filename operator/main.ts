@@ -1,0 +1,174 @@
+/**
+ * The operator process: configuration, probes and /metrics, leader election, then the ticket
+ * consumer and the AgentRun controller. Wiring only; run with `node --import tsx operator/main.ts`.
+ */
+import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { outcomeSubject } from "../core/streams.ts";
+import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
+import { ensureStreams, TicketConsumer } from "./consumer.ts";
+import { Controller } from "./controller.ts";
+import { Finalizer } from "./finalize.ts";
+import { Forge } from "./forge.ts";
+import type { JobSettings } from "./job.ts";
+import { KubeClient, loadKubeConfig } from "./kube/client.ts";
+import { LeaderElector } from "./kube/leader.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+
+export function jobSettings(c: Config): JobSettings {
+  return {
+    image: c.RUNNER_IMAGE,
+    imagePullPolicy: c.RUNNER_IMAGE_PULL_POLICY,
+    ...(c.RUNTIME_CLASS_NAME ? { runtimeClassName: c.RUNTIME_CLASS_NAME } : {}),
+    resources: {
+      cpuLimit: c.RUNNER_CPU_LIMIT,
+      memoryLimit: c.RUNNER_MEMORY_LIMIT,
+      cpuRequest: c.RUNNER_CPU_REQUEST,
+      memoryRequest: c.RUNNER_MEMORY_REQUEST,
+    },
+    maxTurns: c.RUNNER_MAX_TURNS,
+    ...(c.RUNNER_TEST_COMMAND ? { testCommand: c.RUNNER_TEST_COMMAND } : {}),
+    ttlSecondsAfterFinished: c.JOB_TTL_SECONDS,
+    githubApiUrl: c.GITHUB_API_URL,
+    githubServerUrl: c.GITHUB_SERVER_URL,
+    modelSecretName: c.MODEL_SECRET_NAME,
+    modelSecretKey: c.MODEL_SECRET_KEY,
+    ...(c.ANTHROPIC_BASE_URL ? { anthropicBaseUrl: c.ANTHROPIC_BASE_URL } : {}),
+  };
+}
+
+function startHttp(c: Config, metrics: Metrics, ready: () => boolean): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const url = req.url ?? "/";
+    if (url.startsWith("/healthz")) return res.writeHead(200).end("ok");
+    if (url.startsWith("/readyz")) return ready() ? res.writeHead(200).end("ok") : res.writeHead(503).end("not ready");
+    if (url.startsWith("/metrics")) {
+      res.writeHead(200, { "Content-Type": metrics.registry.contentType });
+      return res.end(await metrics.registry.metrics());
+    }
+    res.writeHead(404).end();
+  });
+  return new Promise((resolve) => server.listen(c.METRICS_PORT, c.METRICS_HOST, () => resolve(server)));
+}
+
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const config = loadConfig(env);
+  const log = pino({
+    level: config.LOG_LEVEL,
+    base: { component: "operator" },
+    redact: {
+      paths: ["*.token", "*.privateKey", "*.GITHUB_APP_PRIVATE_KEY", "*.authorization", "*.Authorization", "token"],
+      censor: "[redacted]",
+    },
+  });
+  const metrics = createMetrics({ defaultMetrics: true });
+  const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
+  const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;
+  let controller: Controller | undefined;
+  let consumer: TicketConsumer | undefined;
+  let nc: NatsConnection | undefined;
+  let elector: LeaderElector | undefined;
+
+  const server = await startHttp(config, metrics, () => controller?.synced ?? false);
+  const addr = server.address();
+  log.info({ port: typeof addr === "object" && addr ? addr.port : config.METRICS_PORT, identity }, "http listening");
+
+  let stopping = false;
+  const shutdown = async (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    const hard = setTimeout(() => process.exit(code || 1), 20_000);
+    hard.unref();
+    await consumer?.stop().catch(() => {});
+    await controller?.stop().catch(() => {});
+    await nc?.drain().catch(() => {});
+    await elector?.release().catch(() => {});
+    server.close();
+    log.info("stopped");
+    process.exit(code);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  if (config.LEADER_ELECTION) {
+    elector = new LeaderElector({
+      api: kube.coordination,
+      namespace: config.NAMESPACE,
+      name: config.LEASE_NAME,
+      identity,
+      log,
+    });
+    log.info({ lease: config.LEASE_NAME }, "waiting for leadership");
+    await elector.run();
+    void elector.lost.then((reason) => {
+      log.error({ reason }, "leadership lost; exiting");
+      process.exit(1);
+    });
+  }
+
+  nc = await connect({ servers: config.NATS_URL, name: `agentfactory-operator-${identity}`, maxReconnectAttempts: -1 });
+  const js = jetstream(nc);
+  await ensureStreams(await jetstreamManager(nc));
+
+  const forge =
+    config.GITHUB_APP_ID && config.githubPrivateKey
+      ? new Forge({
+          appId: config.GITHUB_APP_ID,
+          privateKey: config.githubPrivateKey,
+          apiUrl: config.GITHUB_API_URL,
+          ...(config.GITHUB_INSTALLATION_ID ? { defaultInstallationId: config.GITHUB_INSTALLATION_ID } : {}),
+        })
+      : undefined;
+  if (!forge)
+    log.warn("GITHUB_APP_ID / GITHUB_APP_PRIVATE_KEY not set: stages get no forge token, no forge finalization");
+  const finalizer = new Finalizer({
+    ...(forge ? { forge } : {}),
+    ...(config.SLACK_WEBHOOK_URL ? { slackWebhookUrl: config.SLACK_WEBHOOK_URL } : {}),
+    ...(config.SLACK_CHANNEL ? { slackChannel: config.SLACK_CHANNEL } : {}),
+    ...(config.CLICKUP_API_TOKEN
+      ? { clickup: { apiUrl: config.CLICKUP_API_URL, token: config.CLICKUP_API_TOKEN } }
+      : {}),
+    publishOutcome: async (record) => {
+      await js.publish(outcomeSubject(record.outcome), JSON.stringify(record), {
+        msgID: `${record.run_id}:${record.phase}`,
+      });
+      log.info({ run: record.run_id, outcome: record.outcome }, "outcome recorded");
+    },
+    log,
+  });
+
+  controller = new Controller({
+    kube,
+    namespace: config.NAMESPACE,
+    jobSettings: jobSettings(config),
+    planOptions: planOptions(config),
+    ...(forge ? { forge } : {}),
+    finalizer,
+    metrics,
+    log,
+    concurrency: config.CONCURRENCY,
+    qps: config.RATE_LIMIT_QPS,
+    burst: config.RATE_LIMIT_BURST,
+    resyncMs: config.RESYNC_SECONDS * 1000,
+    watchdogMs: config.WATCHDOG_SECONDS * 1000,
+  });
+  await controller.start();
+  log.info({ namespace: config.NAMESPACE }, "controller started");
+
+  if (config.CONSUME_TICKETS) {
+    consumer = new TicketConsumer({ js, api: kube, defaults: runDefaults(config), log, metrics });
+    consumer.start();
+    log.info("ticket consumer started");
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err) => {
+    console.error(JSON.stringify({ level: 50, msg: "operator failed to start", err: String(err?.stack ?? err) }));
+    process.exit(1);
+  });
+}

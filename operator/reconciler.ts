@@ -1,0 +1,279 @@
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { type AgentRun, type AgentRunStatus, type Condition, isTerminal } from "../core/agentrun.ts";
+import { LABELS } from "../core/names.ts";
+import { type Action, type ObservedJob, type PlanEvent, type PlanOptions, plan } from "../core/plan.ts";
+import type { StageName } from "../core/result.ts";
+import type { Finalizer } from "./finalize.ts";
+import { type Forge, STAGE_PERMISSIONS } from "./forge.ts";
+import { buildJob, buildTokenSecret, type JobSettings } from "./job.ts";
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./kube/client.ts";
+import type { Metrics } from "./metrics.ts";
+import { observeJob } from "./observe.ts";
+
+/** Annotation the consumer sets on a run: when the gateway received the ticket (ticket-to-Job latency). */
+export const RECEIVED_AT_ANNOTATION = "agentfactory.dev/received-at";
+
+export interface Cache<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+}
+
+export interface ReconcilerDeps {
+  kube: Pick<
+    KubeClient,
+    "createJob" | "deleteJob" | "createSecret" | "replaceSecret" | "replaceRunStatus" | "createEvent"
+  >;
+  runs: Cache<AgentRun>;
+  jobs: Cache<V1Job>;
+  pods: Cache<V1Pod>;
+  jobSettings: JobSettings;
+  planOptions: PlanOptions;
+  forge?: Forge;
+  finalizer?: Finalizer;
+  metrics?: Metrics;
+  log: Logger;
+  now?: () => Date;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/** A status write lost a race with another writer (stale cache): reconcile again soon. */
+export class StaleError extends Error {}
+
+/**
+ * Reconciles one AgentRun: reads it and its Jobs and Pods from the informer caches, asks `plan()`
+ * what to do, applies the actions (all idempotent: deterministic names, 409 = done) and writes the
+ * status once, only when it changed, through the /status subresource.
+ */
+export class Reconciler {
+  /** The last status this process wrote, per key, until the cache catches up (avoids acting on a stale read). */
+  private readonly written = new Map<string, { basedOn: string | undefined; run: AgentRun }>();
+  private readonly now: () => Date;
+
+  constructor(private readonly d: ReconcilerDeps) {
+    this.now = d.now ?? (() => new Date());
+  }
+
+  /** Jobs of a run: labelled with it and controlled by it. */
+  jobsOf(run: AgentRun): V1Job[] {
+    return this.d.jobs
+      .list(run.metadata.namespace)
+      .filter(
+        (j) =>
+          j.metadata?.labels?.[LABELS.run] === run.metadata.name &&
+          (j.metadata?.ownerReferences ?? []).some((o) => o.controller && o.uid === run.metadata.uid),
+      );
+  }
+
+  observe(run: AgentRun, now: Date): { observed: ObservedJob[]; stuck: string[] } {
+    const pods = this.d.pods
+      .list(run.metadata.namespace)
+      .filter((p) => p.metadata?.labels?.[LABELS.run] === run.metadata.name);
+    const observed: ObservedJob[] = [];
+    const stuck: string[] = [];
+    for (const job of this.jobsOf(run)) {
+      if (job.metadata?.deletionTimestamp) continue;
+      const o = observeJob(job, pods, now);
+      if (!o) continue;
+      observed.push(o.job);
+      if (o.stuck) stuck.push(o.job.name);
+    }
+    return { observed, stuck };
+  }
+
+  private current(key: string): AgentRun | undefined {
+    const [namespace, name] = key.split("/") as [string, string];
+    const cached = this.d.runs.get(name, namespace);
+    const mine = this.written.get(key);
+    if (!cached) {
+      this.written.delete(key);
+      return undefined;
+    }
+    if (mine && cached.metadata.resourceVersion === mine.basedOn) return mine.run;
+    this.written.delete(key);
+    return cached;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const run = this.current(key);
+    if (!run || run.metadata.deletionTimestamp) return {};
+    const log = this.d.log.child({ run: run.metadata.name });
+    const now = this.now();
+    const { observed, stuck } = this.observe(run, now);
+    const p = plan(run, observed, now, this.d.planOptions);
+    const status = p.status;
+    let requeueMs: number | undefined;
+    const requeue = (ms: number) => {
+      requeueMs = requeueMs === undefined ? ms : Math.min(requeueMs, ms);
+    };
+
+    // Deletes first: if the status write below fails, the next reconcile recomputes them anyway.
+    for (const name of stuck) await this.deleteJob(run, name);
+    for (const a of p.actions) if (a.type === "deleteJob") await this.deleteJob(run, a.jobName);
+    for (const a of p.actions) {
+      if (a.type === "createJob") await this.createJob(run, status, a, now, log);
+      else if (a.type === "requeue") requeue(a.afterSeconds * 1000);
+    }
+    let finalizeError: unknown;
+    if (p.actions.some((a) => a.type === "finalize")) {
+      try {
+        await this.d.finalizer?.finalize(run, status, observed, now);
+        setCondition(status, {
+          type: "Finalized",
+          status: "True",
+          reason: "Finalized",
+          message: `finalized as ${status.phase}`,
+          lastTransitionTime: now.toISOString(),
+        });
+        p.events.push({ type: "Normal", reason: "Finalized", message: `finalized as ${status.phase}` });
+      } catch (err) {
+        finalizeError = err;
+        log.warn({ err: errMessage(err) }, "finalize failed; will retry");
+        p.events.push({ type: "Warning", reason: "FinalizeFailed", message: errMessage(err) });
+      }
+    }
+
+    if (!sameStatus(run.status, status)) {
+      const body: AgentRun = { ...run, status };
+      try {
+        const updated = await this.d.kube.replaceRunStatus(body);
+        this.written.set(key, { basedOn: run.metadata.resourceVersion, run: updated });
+      } catch (err) {
+        if (isConflict(err)) throw new StaleError(`status of ${key} changed meanwhile`);
+        throw err;
+      }
+      this.afterWrite(run, run.status, status, p.events, log);
+    }
+    if (finalizeError) throw finalizeError;
+    return requeueMs === undefined ? {} : { requeueAfterMs: requeueMs };
+  }
+
+  private async deleteJob(run: AgentRun, name: string): Promise<void> {
+    try {
+      await this.d.kube.deleteJob(run.metadata.namespace!, name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async createJob(
+    run: AgentRun,
+    status: AgentRunStatus,
+    a: Extract<Action, { type: "createJob" }>,
+    now: Date,
+    log: Logger,
+  ): Promise<void> {
+    if (this.d.jobs.get(a.jobName, run.metadata.namespace)) return;
+    const stage: StageName = a.stage;
+    // The Job sees the status as it will be written (PR, round, risk tier of the stages before).
+    const view: AgentRun = { ...run, status };
+    const token = this.d.forge
+      ? await this.d.forge.mintToken(run.spec.ticket.repo, STAGE_PERMISSIONS[stage], run.spec.ticket.installationId)
+      : "";
+    const secret = buildTokenSecret(view, a.jobName, stage, a.attempt, token);
+    try {
+      await this.d.kube.createSecret(secret);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      await this.d.kube.replaceSecret(secret); // a crash left one behind: refresh its token
+    }
+    const budget = run.spec.budgetUsd - status.costUsd;
+    const job = buildJob(
+      { run: view, stage, attempt: a.attempt, jobName: a.jobName, secretName: a.jobName, budgetUsd: budget },
+      this.d.jobSettings,
+    );
+    try {
+      await this.d.kube.createJob(job);
+      log.info({ job: a.jobName, stage, attempt: a.attempt }, "job created");
+      const received = run.metadata.annotations?.[RECEIVED_AT_ANNOTATION];
+      if (stage === "triage" && a.attempt === 1 && received) {
+        this.d.metrics?.ticketToJob.observe(Math.max(0, (now.getTime() - Date.parse(received)) / 1000));
+      }
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  /** Metrics, events and a log line for what the written status changed. */
+  private afterWrite(
+    run: AgentRun,
+    before: AgentRunStatus | undefined,
+    after: AgentRunStatus,
+    events: PlanEvent[],
+    log: Logger,
+  ): void {
+    const m = this.d.metrics;
+    if (before?.phase !== after.phase) log.info({ from: before?.phase ?? "-", to: after.phase }, "phase changed");
+    if (m) {
+      for (const s of after.stages) {
+        const old = before?.stages.find((b) => b.jobName === s.jobName);
+        if (s.outcome === "Running" || (old && old.outcome !== "Running")) continue;
+        const model = s.model ?? run.spec.model.name;
+        m.stageDuration.observe({ stage: s.name, outcome: s.outcome }, s.durationSeconds);
+        m.costUsd.inc({ stage: s.name, model }, s.costUsd);
+        m.turns.inc({ stage: s.name }, s.turns);
+        for (const kind of ["input", "output", "cacheRead", "cacheWrite"] as const)
+          m.tokens.inc({ stage: s.name, model, kind }, s.tokens[kind]);
+      }
+      if (!isTerminal(before?.phase) && isTerminal(after.phase)) {
+        m.runsTotal.inc({ outcome: after.phase, risk_tier: after.riskTier ?? "unknown" });
+        m.remediationRounds.observe(after.round);
+      }
+    }
+    for (const e of events) void this.recordEvent(run, e).catch(() => {});
+  }
+
+  private async recordEvent(run: AgentRun, e: PlanEvent): Promise<void> {
+    const now = this.now();
+    const ts = now.toISOString();
+    await this.d.kube.createEvent(run.metadata.namespace!, {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: {
+        name: `${run.metadata.name}.${now.getTime().toString(16)}${Math.random().toString(16).slice(2, 8)}`,
+        namespace: run.metadata.namespace,
+      },
+      involvedObject: {
+        apiVersion: run.apiVersion,
+        kind: run.kind,
+        name: run.metadata.name,
+        namespace: run.metadata.namespace,
+        uid: run.metadata.uid,
+      },
+      reason: e.reason,
+      message: e.message.slice(0, 1024),
+      type: e.type,
+      firstTimestamp: ts,
+      lastTimestamp: ts,
+      count: 1,
+      source: { component: "agentfactory-operator" },
+      reportingComponent: "agentfactory-operator",
+    });
+  }
+}
+
+function setCondition(status: AgentRunStatus, c: Condition): void {
+  status.conditions = [...status.conditions.filter((x) => x.type !== c.type), c];
+}
+
+/** Structural equality of two statuses, ignoring key order. */
+export function sameStatus(a: AgentRunStatus | undefined, b: AgentRunStatus): boolean {
+  return a !== undefined && canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .filter(([, x]) => x !== undefined)
+            .sort(([x], [y]) => (x < y ? -1 : 1)),
+        )
+      : v,
+  );
+}
+
+export const errMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
