@@ -1,0 +1,726 @@
+/**
+ * A Kubernetes API server simulator speaking the real REST wire protocol on loopback: discovery (legacy and
+ * aggregated), CRUD, patch (merge, strategic, JSON, apply), status subresource, list/watch with
+ * resourceVersion (410 when too old, bookmarks), CRD schema validation, server-side Table printing,
+ * ownerReference GC and bearer-token auth. Enough for @kubernetes/client-node 2.x and kubectl 1.33.
+ *
+ * @example
+ *   const sim = await startKubeSim();
+ *   const kc = new KubeConfig(); kc.loadFromString(sim.kubeconfig);
+ *   execFileSync(KUBECTL, ["--kubeconfig", sim.kubeconfigPath, "get", "agentruns"]);
+ *   await sim.stop();
+ */
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { ApiError, badRequest, invalid } from "./errors.ts";
+import { coreToEventsV1, eventsV1ToCore } from "./events.ts";
+import { jsonPatch, mergePatch, strategicMergePatch } from "./patch.ts";
+import {
+  aggregatedDiscoveryDoc,
+  apiGroupListDoc,
+  apiResourceListDoc,
+  apiVersionOf,
+  apiVersionsDoc,
+  builtinTypes,
+  loadCrdTypes,
+  type ResourceType,
+} from "./resources.ts";
+import { matchesFields, matchesLabels, parseSelector } from "./selectors.ts";
+import { type DeleteOptions, type Filter, meta, type Obj, Store, type StoreEvent } from "./store.ts";
+import { type IncludeObject, renderTable } from "./table.ts";
+import { servingCert } from "./tls.ts";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const DEFAULT_CRD_FILES = [join(REPO_ROOT, "crds/agentrun.yaml")];
+export const DEFAULT_NAMESPACE = "agentfactory";
+
+export interface KubeSimOptions {
+  /** CRD YAML files to serve (default: the repo's crds/agentrun.yaml). */
+  crdFiles?: string[];
+  /** Namespaces to create besides default, kube-system and agentfactory. */
+  namespaces?: string[];
+  /** Interval of BOOKMARK events on watches that allow them (default 10 s). */
+  bookmarkIntervalMs?: number;
+  /** How many watch events are kept for resuming watches (default 1000); older resourceVersions get 410. */
+  historyLimit?: number;
+}
+
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  query: string;
+  verb: string;
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  code: number;
+  contentType?: string;
+  userAgent?: string;
+}
+
+/** Container logs by pod, written by the kubelet simulator and served at pods/<name>/log. */
+export class PodLogs extends EventEmitter {
+  private readonly logs = new Map<string, string>();
+  append(ns: string, pod: string, chunk: string): void {
+    const key = `${ns}/${pod}`;
+    this.logs.set(key, (this.logs.get(key) ?? "") + chunk);
+    this.emit(key, chunk);
+  }
+  get(ns: string, pod: string): string | undefined {
+    return this.logs.get(`${ns}/${pod}`);
+  }
+  /** Marks the end of a pod's log stream (followers stop). */
+  end(ns: string, pod: string): void {
+    this.emit(`${ns}/${pod}:end`);
+  }
+}
+
+export interface KubeSim {
+  /** `https://127.0.0.1:<port>` (self-signed: kubectl sends tokens only over TLS; the CA is in the kubeconfig). */
+  url: string;
+  /** PEM of the serving certificate (its own CA), for clients other than KubeConfig. */
+  caCert: string;
+  token: string;
+  /** Path of a kubeconfig file (context namespace: agentfactory). */
+  kubeconfigPath: string;
+  /** The same kubeconfig as YAML text, for KubeConfig.loadFromString. */
+  kubeconfig: string;
+  namespace: string;
+  store: Store;
+  podLogs: PodLogs;
+  /** Resolves a plural, singular, kind or short name (optionally `plural.group`) to its resource type. */
+  resource(name: string): ResourceType;
+  list(resource: string, namespace?: string, selectors?: { labelSelector?: string; fieldSelector?: string }): Obj[];
+  get(resource: string, namespace: string | undefined, name: string): Obj | undefined;
+  /** Creates an object; namespace from metadata.namespace, else agentfactory. */
+  create(resource: string, obj: Obj): Obj;
+  /** Replaces an object (or only its status with subresource "status"). */
+  update(resource: string, obj: Obj, opts?: { subresource?: "status" }): Obj;
+  /** Merge-patches an object's status through the status subresource. */
+  patchStatus(resource: string, namespace: string | undefined, name: string, status: Obj): Obj;
+  delete(resource: string, namespace: string | undefined, name: string, opts?: DeleteOptions): Obj;
+  /** Every API request served, in order. */
+  requestLog: RequestLogEntry[];
+  /** Number of requests with this verb (create, update, patch, get, list, watch, delete) on a resource. */
+  count(verb: string, resource: string, opts?: { subresource?: string }): number;
+  /** Drops the watch history, like an etcd compaction: resuming any older watch gets 410 Gone. */
+  compact(): void;
+  /** Ends every open watch stream; clients reconnect from their last resourceVersion. */
+  closeWatches(): void;
+  stop(): Promise<void>;
+}
+
+const AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+function send(res: ServerResponse, code: number, body: unknown, contentType = "application/json"): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(code, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function parseBody(text: string, contentType: string): unknown {
+  if (!text.trim()) return undefined;
+  try {
+    if (contentType.includes("yaml")) return parseYaml(text);
+    return JSON.parse(text);
+  } catch (e) {
+    throw badRequest(`error decoding body: ${(e as Error).message}`);
+  }
+}
+
+interface Route {
+  rt: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> {
+  const types = [...builtinTypes(), ...loadCrdTypes(opts.crdFiles ?? DEFAULT_CRD_FILES)];
+  const store = new Store(types, opts.historyLimit ?? 1000);
+  const podLogs = new PodLogs();
+  const token = randomBytes(24).toString("hex");
+  const bookmarkMs = opts.bookmarkIntervalMs ?? 10_000;
+  const requestLog: RequestLogEntry[] = [];
+  const watches = new Set<ServerResponse>();
+
+  const nsType = types.find((t) => t.plural === "namespaces")!;
+  for (const ns of new Set(["default", "kube-system", "kube-public", DEFAULT_NAMESPACE, ...(opts.namespaces ?? [])])) {
+    store.create(nsType, undefined, { metadata: { name: ns } });
+  }
+
+  function resource(name: string): ResourceType {
+    const [first, ...rest] = name.split(".");
+    const group = rest.join(".");
+    const lower = (first ?? "").toLowerCase();
+    const rt = types.find(
+      (t) =>
+        (!group || t.group === group) &&
+        (t.plural === lower || t.singular === lower || t.kind.toLowerCase() === lower || t.shortNames.includes(lower)),
+    );
+    if (!rt) throw new Error(`unknown resource ${name}`);
+    return rt;
+  }
+
+  // events.k8s.io/v1 is a view over the stored core/v1 events.
+  const isEventsV1 = (rt: ResourceType) => rt.group === "events.k8s.io";
+  const view = (rt: ResourceType, o: Obj): Obj => (isEventsV1(rt) ? coreToEventsV1(o) : o);
+  const coreEvents = types.find((t) => t.group === "" && t.plural === "events")!;
+  const storageType = (rt: ResourceType) => (isEventsV1(rt) ? coreEvents : rt);
+  const toStorage = (rt: ResourceType, o: Obj): Obj => (isEventsV1(rt) ? eventsV1ToCore(o) : o);
+
+  function matches(o: Obj, f: Filter): boolean {
+    if (f.namespace && meta(o).namespace !== f.namespace) return false;
+    if (f.labelSelector?.length && !matchesLabels(f.labelSelector, o)) return false;
+    if (f.fieldSelector?.length && !matchesFields(f.fieldSelector, o)) return false;
+    return true;
+  }
+
+  function listView(rt: ResourceType, f: Filter): Obj[] {
+    return store
+      .list(storageType(rt), { namespace: f.namespace })
+      .map((o) => view(rt, o))
+      .filter((o) => matches(o, f));
+  }
+
+  function parseRoute(segments: string[], group: string, version: string): Route | undefined {
+    let namespace: string | undefined;
+    let rest = segments;
+    if (
+      rest[0] === "namespaces" &&
+      rest.length >= 3 &&
+      !(rest.length === 3 && ["status", "finalize"].includes(rest[2]!))
+    ) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    const [plural, name, subresource] = rest;
+    const rt = types.find((t) => t.group === group && t.version === version && t.plural === plural);
+    if (!rt) return undefined;
+    if (namespace && !rt.namespaced) return undefined;
+    return { rt, namespace, name, subresource };
+  }
+
+  function wantTable(req: IncomingMessage): boolean {
+    return /as=Table/.test(req.headers.accept ?? "");
+  }
+
+  function wantPartial(req: IncomingMessage): boolean {
+    return /as=PartialObjectMetadata/.test(req.headers.accept ?? "");
+  }
+
+  function respondObject(
+    req: IncomingMessage,
+    res: ServerResponse,
+    code: number,
+    rt: ResourceType,
+    o: Obj,
+    q: URLSearchParams,
+  ) {
+    if (wantTable(req)) {
+      const table = renderTable(rt, [o], { resourceVersion: meta(o).resourceVersion }, includeObject(q));
+      return send(res, code, table, "application/json;as=Table;v=v1;g=meta.k8s.io");
+    }
+    if (wantPartial(req)) {
+      return send(res, code, { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: o.metadata });
+    }
+    send(res, code, view(rt, o));
+  }
+
+  function includeObject(q: URLSearchParams): IncludeObject {
+    const v = q.get("includeObject");
+    return v === "None" || v === "Object" ? v : "Metadata";
+  }
+
+  function handleList(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams) {
+    const { rt } = route;
+    const f = {
+      namespace: route.namespace,
+      labelSelector: parseSelector(q.get("labelSelector")),
+      fieldSelector: parseSelector(q.get("fieldSelector")),
+    };
+    const all = listView(rt, f);
+    const rv = String(store.rv);
+    let start = 0;
+    const cont = q.get("continue");
+    if (cont) {
+      try {
+        start = JSON.parse(Buffer.from(cont, "base64url").toString()).start;
+      } catch {
+        throw badRequest("invalid continue token");
+      }
+    }
+    const limit = Number(q.get("limit") ?? 0);
+    const items = limit > 0 ? all.slice(start, start + limit) : all.slice(start);
+    const listMeta: Obj = { resourceVersion: rv };
+    if (limit > 0 && start + limit < all.length) {
+      listMeta.continue = Buffer.from(JSON.stringify({ start: start + limit, rv })).toString("base64url");
+      listMeta.remainingItemCount = all.length - start - limit;
+    }
+    if (wantTable(req)) {
+      return send(
+        res,
+        200,
+        renderTable(rt, items, listMeta, includeObject(q)),
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+      );
+    }
+    if (wantPartial(req)) {
+      return send(res, 200, {
+        kind: "PartialObjectMetadataList",
+        apiVersion: "meta.k8s.io/v1",
+        metadata: listMeta,
+        items: items.map((o) => ({
+          kind: "PartialObjectMetadata",
+          apiVersion: "meta.k8s.io/v1",
+          metadata: o.metadata,
+        })),
+      });
+    }
+    send(res, 200, { kind: rt.listKind, apiVersion: apiVersionOf(rt), metadata: listMeta, items });
+  }
+
+  function handleWatch(res: ServerResponse, route: Route, q: URLSearchParams) {
+    const { rt } = route;
+    const f: Filter = {
+      namespace: route.namespace,
+      labelSelector: parseSelector(q.get("labelSelector")),
+      fieldSelector: parseSelector(q.get("fieldSelector")),
+    };
+    if (route.name)
+      f.fieldSelector = [...(f.fieldSelector ?? []), { key: "metadata.name", op: "=", values: [route.name] }];
+    res.writeHead(200, {
+      "Content-Type": "application/json",
+      "Transfer-Encoding": "chunked",
+      "Cache-Control": "no-cache",
+    });
+    res.flushHeaders();
+    const write = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+    const rvParam = q.get("resourceVersion");
+    const storage = storageType(rt);
+    let fromRv: number;
+    if (!rvParam || rvParam === "0") {
+      for (const o of listView(rt, f)) write("ADDED", o);
+      fromRv = store.rv;
+      if (q.get("sendInitialEvents") === "true") {
+        write("BOOKMARK", {
+          kind: rt.kind,
+          apiVersion: apiVersionOf(rt),
+          metadata: { resourceVersion: String(fromRv), annotations: { "k8s.io/initial-events-end": "true" } },
+        });
+      }
+    } else fromRv = Number(rvParam);
+    const deliver = (e: StoreEvent) => {
+      if (e.storageKey !== storage.storageKey) return;
+      const now = view(rt, e.object);
+      const before = e.prev ? view(rt, e.prev) : undefined;
+      const newMatch = matches(now, f);
+      const oldMatch = before ? matches(before, f) : false;
+      if (e.type === "ADDED" && newMatch) write("ADDED", now);
+      else if (e.type === "MODIFIED") {
+        if (newMatch && oldMatch) write("MODIFIED", now);
+        else if (newMatch) write("ADDED", now);
+        else if (oldMatch) write("DELETED", now);
+      } else if (e.type === "DELETED" && (oldMatch || newMatch)) write("DELETED", now);
+    };
+    let backlog: StoreEvent[];
+    try {
+      backlog = Number.isNaN(fromRv) ? [] : store.eventsSince(storage.storageKey, fromRv);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      write("ERROR", e.toStatus());
+      res.end();
+      return;
+    }
+    for (const e of backlog) deliver(e);
+    const unsubscribe = store.subscribe(deliver);
+    watches.add(res);
+    const timers: NodeJS.Timeout[] = [];
+    if (q.get("allowWatchBookmarks") === "true") {
+      timers.push(
+        setInterval(
+          () =>
+            write("BOOKMARK", {
+              kind: rt.kind,
+              apiVersion: apiVersionOf(rt),
+              metadata: { resourceVersion: String(store.rv) },
+            }),
+          bookmarkMs,
+        ),
+      );
+    }
+    const timeout = Number(q.get("timeoutSeconds") ?? 0);
+    if (timeout > 0) timers.push(setTimeout(() => res.end(), timeout * 1000));
+    const cleanup = () => {
+      unsubscribe();
+      for (const t of timers) clearTimeout(t);
+      watches.delete(res);
+    };
+    res.on("close", cleanup);
+    res.on("finish", cleanup);
+  }
+
+  async function handleLog(res: ServerResponse, route: Route, q: URLSearchParams) {
+    const ns = route.namespace ?? "";
+    store.get(route.rt, ns, route.name!);
+    const text = podLogs.get(ns, route.name!) ?? "";
+    if (q.get("follow") !== "true") return send(res, 200, tail(text, q), "text/plain");
+    res.writeHead(200, { "Content-Type": "text/plain", "Transfer-Encoding": "chunked" });
+    res.write(text);
+    const pod = store.get(route.rt, ns, route.name!);
+    const phase = (pod.status as Obj | undefined)?.phase;
+    if (phase === "Succeeded" || phase === "Failed") return res.end();
+    const key = `${ns}/${route.name}`;
+    const onChunk = (c: string) => res.write(c);
+    const onEnd = () => res.end();
+    podLogs.on(key, onChunk);
+    podLogs.once(`${key}:end`, onEnd);
+    res.on("close", () => {
+      podLogs.off(key, onChunk);
+      podLogs.off(`${key}:end`, onEnd);
+    });
+  }
+
+  function tail(text: string, q: URLSearchParams): string {
+    const n = q.get("tailLines");
+    if (!n) return text;
+    const lines = text.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    return lines
+      .slice(-Number(n))
+      .map((l) => `${l}\n`)
+      .join("");
+  }
+
+  function patchObject(current: Obj, contentType: string, body: unknown, rt: ResourceType): Obj {
+    if (contentType.startsWith("application/merge-patch+json")) return mergePatch(current, body) as Obj;
+    if (contentType.startsWith("application/json-patch+json")) return jsonPatch(current, body) as Obj;
+    if (contentType.startsWith("application/strategic-merge-patch+json")) {
+      if (rt.crd) {
+        throw new ApiError(
+          415,
+          "UnsupportedMediaType",
+          `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
+        );
+      }
+      return strategicMergePatch(current, body) as Obj;
+    }
+    if (contentType.startsWith("application/apply-patch+yaml")) return mergePatch(current, body) as Obj;
+    throw new ApiError(
+      415,
+      "UnsupportedMediaType",
+      `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
+    );
+  }
+
+  async function handleResource(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+    entry: RequestLogEntry,
+  ) {
+    const { rt, namespace: ns, name, subresource } = route;
+    const storage = storageType(rt);
+    const method = req.method ?? "GET";
+    const watch = q.get("watch") === "true" || q.get("watch") === "1";
+    if (subresource && !rt.subresources.includes(subresource)) {
+      throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+    }
+    if (method === "GET") {
+      if (watch) {
+        entry.verb = "watch";
+        return handleWatch(res, route, q);
+      }
+      if (subresource === "log") {
+        entry.verb = "get";
+        return handleLog(res, route, q);
+      }
+      if (!name) {
+        entry.verb = "list";
+        return handleList(req, res, route, q);
+      }
+      entry.verb = "get";
+      return respondObject(req, res, 200, rt, store.get(storage, ns, name), q);
+    }
+    const contentType = req.headers["content-type"] ?? "application/json";
+    const body = parseBody(await readBody(req), contentType) as Obj | undefined;
+    if (method === "POST" && !name) {
+      entry.verb = "create";
+      if (!body) throw badRequest("request body is required");
+      return respondObject(req, res, 201, rt, store.create(storage, ns, toStorage(rt, body)), q);
+    }
+    if (method === "PUT" && name) {
+      entry.verb = "update";
+      if (!body) throw badRequest("request body is required");
+      const o = store.update(storage, ns, name, toStorage(rt, body), { subresource, requireResourceVersion: true });
+      return respondObject(req, res, 200, rt, o, q);
+    }
+    if (method === "PATCH" && name) {
+      entry.verb = "patch";
+      if (body === undefined) throw badRequest("request body is required");
+      const isApply = contentType.startsWith("application/apply-patch+yaml");
+      if (isApply && !q.get("fieldManager")) {
+        throw invalid(rt, name, [
+          {
+            reason: "FieldValueRequired",
+            field: "fieldManager",
+            message: "Required value: is required for apply patch",
+          },
+        ]);
+      }
+      const current = store.tryGet(storage, ns, name);
+      if (!current) {
+        if (isApply && !subresource) {
+          const created = store.create(
+            storage,
+            ns,
+            toStorage(rt, { ...body, metadata: { ...(body.metadata as Obj), name } }),
+          );
+          return respondObject(req, res, 201, rt, created, q);
+        }
+        store.get(storage, ns, name);
+      }
+      const patched = patchObject(view(rt, current!), contentType, body, rt);
+      const o = store.update(storage, ns, name, toStorage(rt, patched), { subresource });
+      return respondObject(req, res, 200, rt, o, q);
+    }
+    if (method === "DELETE") {
+      const options = { ...((body ?? {}) as DeleteOptions) };
+      const pp = q.get("propagationPolicy");
+      if (pp) options.propagationPolicy = pp as DeleteOptions["propagationPolicy"];
+      if (!name) {
+        entry.verb = "deletecollection";
+        const f = {
+          namespace: ns,
+          labelSelector: parseSelector(q.get("labelSelector")),
+          fieldSelector: parseSelector(q.get("fieldSelector")),
+        };
+        const deleted = listView(rt, f).map((o) => view(rt, store.delete(storage, ns, meta(o).name!, options)));
+        return send(res, 200, {
+          kind: rt.listKind,
+          apiVersion: apiVersionOf(rt),
+          metadata: { resourceVersion: String(store.rv) },
+          items: deleted,
+        });
+      }
+      entry.verb = "delete";
+      if (rt.group === "batch" && rt.plural === "jobs" && !options.propagationPolicy) {
+        res.setHeader(
+          "Warning",
+          '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"',
+        );
+      }
+      return respondObject(req, res, 200, rt, store.delete(storage, ns, name, options), q);
+    }
+    throw new ApiError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`);
+  }
+
+  function handleDiscovery(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const accept = req.headers.accept ?? "";
+    const aggregated = accept.includes("as=APIGroupDiscoveryList") && accept.includes("v=v2");
+    if (path === "/api" || path === "/api/") {
+      if (aggregated) send(res, 200, aggregatedDiscoveryDoc(types, true), AGGREGATED);
+      else send(res, 200, apiVersionsDoc());
+      return true;
+    }
+    if (path === "/apis" || path === "/apis/") {
+      if (aggregated) send(res, 200, aggregatedDiscoveryDoc(types, false), AGGREGATED);
+      else send(res, 200, apiGroupListDoc(types));
+      return true;
+    }
+    const gv = /^\/api\/(v1)\/?$/.exec(path) ?? /^\/apis\/([^/]+\/[^/]+)\/?$/.exec(path);
+    if (gv) {
+      const [group, version] = gv[1]!.includes("/") ? gv[1]!.split("/") : ["", gv[1]!];
+      const doc = apiResourceListDoc(types, group!, version!);
+      if (!doc) return false;
+      send(res, 200, doc);
+      return true;
+    }
+    const g = /^\/apis\/([^/]+)\/?$/.exec(path);
+    if (g) {
+      const groups = (apiGroupListDoc(types) as { groups: { name: string }[] }).groups;
+      const found = groups.find((x) => x.name === g[1]);
+      if (!found) return false;
+      send(res, 200, { kind: "APIGroup", apiVersion: "v1", ...found });
+      return true;
+    }
+    return false;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLogEntry): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    if (["/healthz", "/livez", "/readyz"].includes(path)) return send(res, 200, "ok", "text/plain");
+    if (path === "/version") {
+      return send(res, 200, {
+        major: "1",
+        minor: "33",
+        gitVersion: "v1.33.0-agentfactory-sim",
+        gitCommit: "0000000000000000000000000000000000000000",
+        gitTreeState: "clean",
+        buildDate: "2026-01-01T00:00:00Z",
+        goVersion: "go1.24.0",
+        compiler: "gc",
+        platform: "linux/amd64",
+      });
+    }
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      throw new ApiError(401, "Unauthorized", "Unauthorized");
+    }
+    if (req.method === "GET" && handleDiscovery(req, res, path)) {
+      entry.verb = "discovery";
+      return;
+    }
+    const segments = path.split("/").filter(Boolean);
+    let route: Route | undefined;
+    if (segments[0] === "api" && segments[1] === "v1") route = parseRoute(segments.slice(2), "", "v1");
+    else if (segments[0] === "apis" && segments.length >= 4)
+      route = parseRoute(segments.slice(3), segments[1]!, segments[2]!);
+    if (!route) throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+    Object.assign(entry, {
+      resource: route.rt.plural,
+      subresource: route.subresource,
+      namespace: route.namespace,
+      name: route.name,
+    });
+    await handleResource(req, res, route, url.searchParams, entry);
+  }
+
+  const tls = await servingCert();
+  const server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const entry: RequestLogEntry = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: url.search,
+      verb: "",
+      code: 0,
+      contentType: req.headers["content-type"],
+      userAgent: req.headers["user-agent"],
+    };
+    requestLog.push(entry);
+    handle(req, res, entry)
+      .then(() => {
+        entry.code = res.statusCode;
+      })
+      .catch((e: unknown) => {
+        const err =
+          e instanceof ApiError
+            ? e
+            : new ApiError(500, "InternalError", `Internal error occurred: ${(e as Error).message}`);
+        entry.code = err.code;
+        if (res.headersSent) res.end();
+        else send(res, err.code, err.toStatus());
+      });
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const kubeconfig = [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "  - name: kube-sim",
+    "    cluster:",
+    `      server: ${url}`,
+    `      certificate-authority-data: ${Buffer.from(tls.cert).toString("base64")}`,
+    "contexts:",
+    "  - name: kube-sim",
+    "    context:",
+    "      cluster: kube-sim",
+    "      user: kube-sim",
+    `      namespace: ${DEFAULT_NAMESPACE}`,
+    "current-context: kube-sim",
+    "users:",
+    "  - name: kube-sim",
+    "    user:",
+    `      token: ${token}`,
+    "",
+  ].join("\n");
+  const dir = await mkdtemp(join(tmpdir(), "kube-sim-"));
+  const kubeconfigPath = join(dir, "kubeconfig");
+  await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 });
+
+  const sim: KubeSim = {
+    url,
+    caCert: tls.cert,
+    token,
+    kubeconfigPath,
+    kubeconfig,
+    namespace: DEFAULT_NAMESPACE,
+    store,
+    podLogs,
+    resource,
+    list(res, namespace, selectors = {}) {
+      const rt = resource(res);
+      return listView(rt, {
+        namespace,
+        labelSelector: parseSelector(selectors.labelSelector),
+        fieldSelector: parseSelector(selectors.fieldSelector),
+      });
+    },
+    get(res, namespace, name) {
+      const rt = resource(res);
+      const o = store.tryGet(storageType(rt), rt.namespaced ? namespace : undefined, name);
+      return o ? view(rt, o) : undefined;
+    },
+    create(res, obj) {
+      const rt = resource(res);
+      const ns = rt.namespaced ? (meta(obj).namespace ?? DEFAULT_NAMESPACE) : undefined;
+      return view(rt, store.create(storageType(rt), ns, toStorage(rt, obj)));
+    },
+    update(res, obj, o = {}) {
+      const rt = resource(res);
+      const m = meta(obj);
+      const ns = rt.namespaced ? (m.namespace ?? DEFAULT_NAMESPACE) : undefined;
+      return view(rt, store.update(storageType(rt), ns, m.name!, toStorage(rt, obj), { subresource: o.subresource }));
+    },
+    patchStatus(res, namespace, name, status) {
+      const rt = resource(res);
+      const current = store.get(storageType(rt), namespace, name);
+      const patched = mergePatch(current, { status }) as Obj;
+      return store.update(storageType(rt), namespace, name, patched, {
+        subresource: rt.subresources.includes("status") ? "status" : undefined,
+      });
+    },
+    delete(res, namespace, name, o = {}) {
+      const rt = resource(res);
+      return view(rt, store.delete(storageType(rt), rt.namespaced ? namespace : undefined, name, o));
+    },
+    requestLog,
+    count(verb, res, o = {}) {
+      const plural = resource(res).plural;
+      return requestLog.filter((e) => e.verb === verb && e.resource === plural && e.subresource === o.subresource)
+        .length;
+    },
+    compact: () => store.compact(),
+    closeWatches() {
+      for (const w of watches) w.end();
+      watches.clear();
+    },
+    async stop() {
+      sim.closeWatches();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return sim;
+}
