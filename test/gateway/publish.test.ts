@@ -70,7 +70,7 @@ describe("gateway → real NATS JetStream", () => {
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await deliver("dup-1"));
     expect(answers.map((r) => r.status)).toEqual([202, 202, 202]);
-    const bodies = await Promise.all(answers.map((r) => r.json()));
+    const bodies = (await Promise.all(answers.map((r) => r.json()))) as { duplicate: boolean; seq: number }[];
     expect(bodies.map((b) => b.duplicate)).toEqual([false, true, true]);
     expect(new Set(bodies.map((b) => b.seq)).size).toBe(1);
 
