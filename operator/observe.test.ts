@@ -1,0 +1,126 @@
+import { describe, expect, it } from "vitest";
+import { observeJob, POD_GRACE_SECONDS } from "./observe.ts";
+import { agentRun, finishedJob } from "./testing.ts";
+
+const run = agentRun();
+const now = new Date("2026-01-01T00:05:10Z");
+const triage = {
+  stage: "triage" as const,
+  outcome: "succeeded" as const,
+  summary: "clear",
+  triage: { verdict: "clear" as const },
+};
+
+describe("observeJob", () => {
+  const cases: {
+    name: string;
+    make: () => ReturnType<typeof finishedJob>;
+    state: string;
+    infra?: RegExp;
+    result?: boolean;
+    stuck?: boolean;
+  }[] = [
+    {
+      name: "succeeded with a valid result",
+      make: () => finishedJob(run, "triage", 1, triage),
+      state: "Succeeded",
+      result: true,
+    },
+    {
+      name: "the agent's own failure verdict",
+      make: () =>
+        finishedJob(run, "write", 1, { stage: "write", outcome: "failed", summary: "tests red" }, { failed: true }),
+      state: "Failed",
+      result: true,
+    },
+    {
+      name: "OOMKilled is infrastructure",
+      make: () => finishedJob(run, "write", 1, undefined, { failed: true, reason: "OOMKilled", message: "killed" }),
+      state: "Failed",
+      infra: /OOMKilled/,
+    },
+    {
+      name: "evicted pod is infrastructure",
+      make: () => finishedJob(run, "write", 1, undefined, { failed: true, podReason: "Evicted", message: "" }),
+      state: "Failed",
+      infra: /evicted/,
+    },
+    {
+      name: "deadline exceeded is infrastructure",
+      make: () => finishedJob(run, "review", 1, undefined, { failed: true, reason: "DeadlineExceeded" }),
+      state: "Failed",
+      infra: /DeadlineExceeded/,
+    },
+    {
+      name: "an invalid termination message is infrastructure",
+      make: () => finishedJob(run, "triage", 1, undefined, { message: "panic: segfault" }),
+      state: "Succeeded",
+      infra: /not JSON/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const { job, pod } = c.make();
+      const o = observeJob(job, [pod], now)!;
+      expect(o.job.state).toBe(c.state);
+      expect(o.stuck).toBe(false);
+      if (c.infra) expect(o.job.infraError).toMatch(c.infra);
+      else expect(o.job.infraError).toBeUndefined();
+      expect(!!o.job.result).toBe(!!c.result);
+      expect(o.job.completionTime).toBe("2026-01-01T00:05:00.000Z");
+    });
+  }
+
+  it("reads stage and attempt from labels", () => {
+    const { job, pod } = finishedJob(run, "remediate", 2, { stage: "remediate", outcome: "succeeded" });
+    expect(observeJob(job, [pod], now)!.job).toMatchObject({ stage: "remediate", attempt: 2 });
+  });
+
+  it("a running Job is Active", () => {
+    const { job, pod } = finishedJob(run, "triage", 1, triage);
+    job.status = { active: 1, startTime: new Date("2026-01-01T00:01:00Z") };
+    pod.status = {
+      phase: "Running",
+      containerStatuses: [
+        { name: "runner", image: "", imageID: "", ready: true, restartCount: 0, state: { running: {} } },
+      ],
+    };
+    expect(observeJob(job, [pod], now)!.job.state).toBe("Active");
+  });
+
+  it("an image that cannot be pulled is stuck: infrastructure, delete the Job", () => {
+    const { job, pod } = finishedJob(run, "triage", 1, triage);
+    job.status = { active: 1 };
+    pod.status = {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "runner",
+          image: "",
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "ImagePullBackOff" } },
+        },
+      ],
+    };
+    const o = observeJob(job, [pod], now)!;
+    expect(o).toMatchObject({
+      stuck: true,
+      job: { state: "Failed", infraError: expect.stringMatching(/ImagePullBackOff/) },
+    });
+  });
+
+  it("waits for the pod's final status before calling a finished Job a failure", () => {
+    const { job } = finishedJob(run, "triage", 1, triage);
+    expect(observeJob(job, [], now)!.job.state).toBe("Active");
+    const later = new Date(Date.parse("2026-01-01T00:05:00Z") + (POD_GRACE_SECONDS + 1) * 1000);
+    expect(observeJob(job, [], later)!.job).toMatchObject({ state: "Succeeded", infraError: "pod not found" });
+  });
+
+  it("ignores Jobs without stage labels", () => {
+    const { job, pod } = finishedJob(run, "triage", 1, triage);
+    job.metadata!.labels = {};
+    expect(observeJob(job, [pod], now)).toBeUndefined();
+  });
+});
