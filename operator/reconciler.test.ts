@@ -1,7 +1,7 @@
 import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { AgentRun } from "../core/agentrun.ts";
+import type { AgentRun, AgentRunStatus } from "../core/agentrun.ts";
 import { DEFAULT_PLAN_OPTIONS } from "../core/plan.ts";
 import type { StageResultInput } from "../core/result.ts";
 import { Reconciler, StaleError, sameStatus } from "./reconciler.ts";
@@ -222,7 +222,7 @@ describe("Reconciler", () => {
 
 describe("sameStatus", () => {
   it("ignores key order and undefined fields", () => {
-    const a = { phase: "Pending", conditions: [], round: 0, questions: 0, stages: [], costUsd: 0 } as const;
+    const a: AgentRunStatus = { phase: "Pending", conditions: [], round: 0, questions: 0, stages: [], costUsd: 0 };
     expect(
       sameStatus({ ...a }, {
         costUsd: 0,
