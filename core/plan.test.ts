@@ -1,5 +1,13 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type AgentRun, AgentRunSpec, type AgentRunSpecInput, type Phase } from "./agentrun.ts";
+import {
+  type AgentRun,
+  AgentRunSpec,
+  type AgentRunSpecInput,
+  AgentRunStatus,
+  isTerminal,
+  type Phase,
+} from "./agentrun.ts";
 import { jobName } from "./names.ts";
 import { type Action, DEFAULT_PLAN_OPTIONS, type ObservedJob, type Plan, type PlanOptions, plan } from "./plan.ts";
 import { type StageName, StageResult, type StageResultInput } from "./result.ts";
@@ -799,5 +807,67 @@ describe("plan(): conditions", () => {
     expect(p.status.phase).toBe(phase);
     expect(succeeded(p)).toMatchObject({ status, reason });
     expect(p.events.at(-1)).toMatchObject({ type: phase === "Ready" ? "Normal" : "Warning", reason });
+  });
+});
+
+describe("plan(): random walks", () => {
+  type Event = "succeed" | "fail" | "crash" | "wait" | "reply" | "suspend";
+  const results: Record<StageName, StageResult[]> = {
+    triage: [R.clear, R.unclear],
+    write: [R.write],
+    review: [R.clean, R.blocking],
+    remediate: [R.remediate],
+  };
+
+  it("keeps its invariants whatever happens, in any order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            event: fc.constantFrom<Event>("succeed", "succeed", "succeed", "crash", "wait", "reply", "fail", "suspend"),
+            pick: fc.nat(),
+            seconds: fc.integer({ min: 1, max: 30 * 3600 }),
+          }),
+          { maxLength: 40 },
+        ),
+        fc.integer({ min: 1, max: 20 }),
+        (events, budget) => {
+          const w = new World({ budgetUsd: budget / 4, stageTimeoutSeconds: 3600 });
+          w.plan();
+          for (const { event, pick, seconds } of events) {
+            const before = w.run.status!;
+            const active = [...w.jobs.values()].find((j) => j.state === "Active");
+            if (event === "succeed" && active) {
+              const options = results[active.stage];
+              w.finish(options[pick % options.length]!, seconds % 7200);
+            } else if (event === "fail" && active && pick % 4 === 0) w.finish(R.failed(active.stage));
+            else if (event === "crash" && active) w.crash("Evicted", seconds % 600);
+            else if (event === "reply" && before.phase === "AwaitingReply") w.reply();
+            else if (event === "suspend" && pick % 5 === 0) w.suspend();
+            else w.wait(seconds);
+            // World.plan() asserts: no Job created twice, names from jobName(), re-planning is a fixed point.
+            const p = w.plan();
+            const s = p.status;
+            expect(AgentRunStatus.parse(s)).toEqual(AgentRunStatus.parse(JSON.parse(JSON.stringify(s))));
+            if (isTerminal(before.phase)) {
+              expect(s.phase).toBe(before.phase);
+              expect(p.actions).toEqual([{ type: "finalize", phase: before.phase }]);
+            }
+            expect(s.stages.filter((st) => st.outcome === "Running").length).toBeLessThanOrEqual(1);
+            expect(s.costUsd).toBeCloseTo(
+              s.stages.reduce((sum, st) => sum + st.costUsd, 0),
+              6,
+            );
+            expect(s.round).toBeLessThanOrEqual(w.run.spec.maxRemediationRounds);
+            expect(s.questions).toBeLessThanOrEqual(DEFAULT_PLAN_OPTIONS.maxQuestions);
+            expect(p.actions.filter((a) => a.type === "createJob").length).toBeLessThanOrEqual(1);
+            expect(s.conditions.filter((c) => c.type === "Succeeded")).toHaveLength(1);
+            const succeededStatus = succeeded(p)?.status;
+            expect(succeededStatus).toBe(!isTerminal(s.phase) ? "Unknown" : s.phase === "Ready" ? "True" : "False");
+          }
+        },
+      ),
+      { numRuns: 150, seed: 20260301 },
+    );
   });
 });
