@@ -103,6 +103,8 @@ export function natsPublisher({
           maxReconnectAttempts: -1,
           reconnectTimeWait: reconnectWaitMs,
           timeout: 2_000,
+          // Capturing a stack per request for async traces cost ~6% of the gateway's CPU.
+          noAsyncTraces: true,
         });
         nc = conn;
         js = jetstream(conn, { timeout: publishTimeoutMs });

@@ -1,0 +1,51 @@
+// The gateway under benchmark, in its own process (so autocannon's CPU is not counted against it).
+// argv[2] = "verified": the real app (verify + permission check + sanitize + JetStream publish);
+// "bare": a Hono app with the same middleware (request id, body limit) that reads the body and
+// answers 202 without verifying or publishing. Prints `port=<n>` once listening.
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { createApp } from "../gateway/app.ts";
+import type { ForgePermissions } from "../gateway/forge.ts";
+import { createLogger } from "../gateway/log.ts";
+import { natsPublisher } from "../gateway/publisher.ts";
+
+const mode = process.argv[2];
+const secret = process.env.GITHUB_WEBHOOK_SECRET ?? "";
+const logger = createLogger({ level: process.env.LOG_LEVEL ?? "info" });
+
+// A forge whose answers are all in the permission cache: the steady state of a busy repository.
+const warmForge: ForgePermissions = {
+  permission: async () => "write",
+  pullRequestBranch: async () => undefined,
+};
+
+let fetchHandler: (req: Request) => Response | Promise<Response>;
+let publisher: ReturnType<typeof natsPublisher> | undefined;
+if (mode === "verified") {
+  publisher = natsPublisher({ servers: process.env.NATS_URL ?? "", logger });
+  await publisher.connected;
+  fetchHandler = createApp({
+    publisher,
+    logger,
+    forge: warmForge,
+    config: { github: { webhookSecret: secret, triggerLabel: "ai-agent" }, bodyLimitBytes: 1 << 20 },
+  }).fetch;
+} else {
+  const app = new Hono();
+  app.use(requestId());
+  app.post("/webhooks/github", bodyLimit({ maxSize: 1 << 20 }), async (c) => {
+    await c.req.text();
+    return c.json({ id: `github:${c.req.header("x-github-delivery")}` }, 202);
+  });
+  fetchHandler = app.fetch;
+}
+
+const server = serve({ fetch: fetchHandler, port: 0, hostname: "127.0.0.1" }, (info) => {
+  process.stdout.write(`port=${info.port}\n`);
+});
+process.on("SIGTERM", () => {
+  server.close();
+  void (publisher?.close() ?? Promise.resolve()).then(() => process.exit(0));
+});

@@ -1,0 +1,132 @@
+// make bench-gateway: signed 8 KiB `issues.labeled` deliveries on loopback through the real gateway
+// (verify + permission check + sanitize + JetStream publish with ack, file storage), beside the
+// same Hono app answering without verify/publish. Prints requests/s and p50/p99 of both; the last
+// line is machine-readable.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import autocannon from "autocannon";
+import { TICKETS_STREAM } from "../core/streams.ts";
+import { issuesPayload } from "../test/gateway/fakes.ts";
+import { startNats } from "../test/world/nats.ts";
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const BODY_BYTES = 8 * 1024;
+const SECRET = "bench-webhook-secret";
+
+/** A real-shaped `issues.labeled` payload padded to exactly 8 KiB with issue-body text. */
+function payload(): string {
+  const base = issuesPayload({ body: "" });
+  const skeleton = JSON.stringify(base).length;
+  const line = "The export should stream rows instead of building the whole file in memory. ";
+  const body = line.repeat(Math.ceil(BODY_BYTES / line.length)).slice(0, BODY_BYTES - skeleton);
+  const text = JSON.stringify(issuesPayload({ body }));
+  if (text.length !== BODY_BYTES) throw new Error(`payload is ${text.length} bytes`);
+  return text;
+}
+
+async function startServer(mode: "verified" | "bare", natsUrl: string): Promise<{ port: number; proc: ChildProcess }> {
+  const file = fileURLToPath(new URL("./gateway-server.ts", import.meta.url));
+  const proc = spawn(process.execPath, ["--import", "tsx", file, mode], {
+    env: { ...process.env, NATS_URL: natsUrl, GITHUB_WEBHOOK_SECRET: SECRET, LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  for await (const chunk of proc.stdout ?? []) {
+    out += String(chunk);
+    const match = /port=(\d+)/.exec(out);
+    if (match) {
+      // Keep draining (the server logs to stdout).
+      proc.stdout?.resume();
+      return { port: Number(match[1]), proc };
+    }
+  }
+  throw new Error(`gateway-server (${mode}) exited before listening: ${out}`);
+}
+
+async function stopServer(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  proc.kill("SIGTERM");
+  await once(proc, "exit");
+}
+
+interface Figures {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  other: number;
+}
+
+async function load(port: number, body: string, seconds: number, prefix: string): Promise<Figures> {
+  let n = 0;
+  const signature = `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/webhooks/github`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    method: "POST",
+    body,
+    headers: {
+      "content-type": "application/json",
+      "x-github-event": "issues",
+      "x-hub-signature-256": signature,
+    },
+    requests: [
+      {
+        // Every request is a new delivery, so the broker stores each one (no dedup shortcut).
+        setupRequest: (req) => ({
+          ...req,
+          headers: { ...req.headers, "x-github-delivery": `${prefix}-${n++}` },
+        }),
+      },
+    ],
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result["2xx"],
+    other: result.non2xx + result.errors,
+  };
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+const nats = await startNats();
+const body = payload();
+try {
+  const verified = await startServer("verified", nats.url);
+  await load(verified.port, body, 2, "warmup");
+  const real = await load(verified.port, body, DURATION, "run");
+  await stopServer(verified.proc);
+
+  const nc = await connect({ servers: nats.url });
+  const info = await (await jetstreamManager(nc)).streams.info(TICKETS_STREAM);
+  await nc.close();
+
+  const bareServer = await startServer("bare", nats.url);
+  await load(bareServer.port, body, 2, "warmup");
+  const bare = await load(bareServer.port, body, DURATION, "bare");
+  await stopServer(bareServer.proc);
+
+  console.log(
+    `gateway bench: ${BODY_BYTES}-byte signed issues.labeled, ${CONNECTIONS} connections, ${DURATION} s each, loopback`,
+  );
+  console.log(
+    `verified + published: ${round(real.rps, 0)} req/s, p50 ${real.p50} ms, p99 ${real.p99} ms ` +
+      `(${real.ok} answered 202, ${real.other} not; stream holds ${info.state.messages} tickets incl. warm-up)`,
+  );
+  console.log(`bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms`);
+  console.log(`cost of the guarantees: bare/verified throughput = ${round(bare.rps / real.rps, 2)}x`);
+  if (real.other > 0) console.log(`WARNING: ${real.other} verified requests did not get a 202`);
+  console.log(
+    `result: verified_rps=${round(real.rps, 0)} p50_ms=${real.p50} p99_ms=${real.p99} bare_rps=${round(bare.rps, 0)}`,
+  );
+} finally {
+  await nats.stop();
+}
