@@ -225,6 +225,64 @@ describe("git over smart HTTP and pull requests", () => {
   });
 });
 
+describe("git details", () => {
+  it("inflates a gzip-encoded upload-pack request, as git clients send for large negotiations", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const sha = await gh.branchSha("acme/shop", "main");
+    const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, "0")}${line}`;
+    const body = gzipSync(`${pkt(`want ${sha}\n`)}0000${pkt("done\n")}`);
+    const token = gh.mintToken("acme/shop", { contents: "read" });
+    const res = await fetch(`${gh.serverUrl}/acme/shop.git/git-upload-pack`, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`,
+        "content-type": "application/x-git-upload-pack-request",
+        "content-encoding": "gzip",
+      },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-git-upload-pack-result");
+    expect(Buffer.from(await res.arrayBuffer()).includes(Buffer.from("PACK"))).toBe(true);
+  });
+
+  it("reports renamed and removed files, and refuses a PR with no commits", async () => {
+    const token = gh.mintToken("acme/shop");
+    const dir = join(work, "shop-rename");
+    await run("git", ["clone", "--quiet", gh.cloneUrl("acme/shop", token), dir], { env: GIT_ENV });
+    await gitIn(dir, "checkout", "-q", "-b", "agent/9-tidy");
+    const octokit = octokitFor(token);
+    await gitIn(dir, "push", "-q", "origin", "agent/9-tidy");
+    await expect(
+      octokit.pulls.create({ owner: "acme", repo: "shop", title: "t", head: "agent/9-tidy", base: "main" }),
+    ).rejects.toMatchObject({
+      status: 422,
+    });
+    await gitIn(dir, "mv", "src/cart.ts", "src/basket.ts");
+    await gitIn(dir, "rm", "-q", "risk-policy.json");
+    await gitIn(dir, "commit", "-q", "-m", "tidy");
+    await gitIn(dir, "push", "-q", "origin", "agent/9-tidy");
+    const pr = await octokit.pulls.create({
+      owner: "acme",
+      repo: "shop",
+      title: "Tidy",
+      head: "agent/9-tidy",
+      base: "main",
+    });
+    const files = await octokit.pulls.listFiles({ owner: "acme", repo: "shop", pull_number: pr.data.number });
+    expect(files.data.map((f) => [f.filename, f.status, f.previous_filename])).toEqual(
+      expect.arrayContaining([
+        ["src/basket.ts", "renamed", "src/cart.ts"],
+        ["risk-policy.json", "removed", undefined],
+      ]),
+    );
+    const issues = await octokit.issues.listForRepo({ owner: "acme", repo: "shop", state: "open" });
+    expect(issues.data.some((i) => i.number === pr.data.number && i.pull_request)).toBe(true);
+    await octokit.pulls.update({ owner: "acme", repo: "shop", pull_number: pr.data.number, state: "closed" });
+    expect((await gh.pull("acme/shop", pr.data.number)).state).toBe("closed");
+  });
+});
+
 describe("issues, comments, labels, contents", () => {
   it("paginates comments with Link headers, shares numbers with PRs, manages labels and reactions", async () => {
     const issue = gh.createIssue("acme/shop", {
@@ -233,7 +291,8 @@ describe("issues, comments, labels, contents", () => {
       user: "alice",
       labels: ["ai-agent"],
     });
-    expect(issue.number).toBe(2); // #1 is the pull request
+    // Issues and pull requests share one sequence.
+    expect(issue.number).toBe(Math.max(...(await gh.pulls("acme/shop")).map((p) => p.number)) + 1);
     const octokit = octokitFor(gh.mintToken("acme/shop"));
     const ref = { owner: "acme", repo: "shop", issue_number: issue.number };
     for (let i = 0; i < 7; i++) await octokit.issues.createComment({ ...ref, body: `c${i}` });

@@ -43,6 +43,19 @@ export const issueRoutes: Route[] = [
     ctx.need("metadata:read");
     return { status: 200, body: ctx.store.repoJson(ctx.repo) };
   }),
+  route("GET", "/repos/:owner/:repo/issues", (ctx) => {
+    ctx.need("issues:read");
+    const state = ctx.url.searchParams.get("state") ?? "open";
+    const wanted = (ctx.url.searchParams.get("labels") ?? "").split(",").filter(Boolean);
+    const items = [...ctx.repo.items.values()]
+      .filter((it) => state === "all" || it.state === state)
+      .filter((it) => wanted.every((w) => it.labels.some((l) => l.toLowerCase() === w.toLowerCase())))
+      .sort((a, b) => b.number - a.number);
+    return paginate(
+      items.map((it) => ctx.store.issueJson(ctx.repo, it)),
+      ctx.url,
+    );
+  }),
   route("POST", "/repos/:owner/:repo/issues", (ctx) => {
     ctx.need("issues:write");
     const title = str(ctx.body.title);
