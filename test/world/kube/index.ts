@@ -1,4 +1,14 @@
 export { ApiError } from "./errors.ts";
+export {
+  defaultProcessCommand,
+  type Kubelet,
+  type KubeletMode,
+  type KubeletOptions,
+  NODE_NAME,
+  type PodRun,
+  startKubelet,
+} from "./kubelet.ts";
+export { type PodmanRunInput, podmanRunArgs } from "./podman-args.ts";
 export type { ResourceType } from "./resources.ts";
 export {
   DEFAULT_CRD_FILES,

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentRun, GROUP, job, PLURAL, VERSION, waitFor } from "./fixtures.ts";
 import { type KubeSim, startKubeSim } from "./index.ts";
 
+// biome-ignore lint/suspicious/noExplicitAny: tests poke at untyped custom objects and Status bodies
 type Obj = Record<string, any>;
 const NS = "agentfactory";
 let sim: KubeSim;

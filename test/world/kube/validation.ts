@@ -86,10 +86,8 @@ function cause(e: ErrorObject, obj: unknown): StatusCause {
   }
 }
 
-export interface Validator {
-  /** Prunes and defaults `obj` in place, returns the field errors (empty when valid). */
-  (obj: Obj): StatusCause[];
-}
+/** Prunes and defaults `obj` in place, returns the field errors (empty when valid). */
+export type Validator = (obj: Obj) => StatusCause[];
 
 export function makeValidator(schema: Schema): Validator {
   const ajv = new Ajv({ strict: false, useDefaults: true, allErrors: true });

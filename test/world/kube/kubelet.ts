@@ -1,0 +1,634 @@
+/**
+ * A Job controller and a kubelet acting on the simulator's store. The Job controller creates one Pod per
+ * attempt (`<job>-<5 chars>`, labels job-name / controller-uid, controller ownerReference), tracks
+ * active/succeeded/failed, honours backoffLimit, activeDeadlineSeconds and ttlSecondsAfterFinished, and writes
+ * the Complete / Failed conditions. The kubelet runs each Pod's first container, either as a local process
+ * (`mode: "process"`: emptyDir mounts become temp dirs, env paths are rewritten) or as a Podman container, and
+ * reports Pending → Running → Succeeded/Failed with the termination message read from the termination log.
+ *
+ * @example
+ *   const kubelet = startKubelet({ sim, mode: "process", processCommand: [process.execPath, "job.mjs"] });
+ *   ...
+ *   await kubelet.stop();
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { PODMAN_GLOBAL_ARGS, RUNNER_IMAGE } from "../podman.ts";
+import { ApiError } from "./errors.ts";
+import {
+  ConfigError,
+  type Container,
+  type DataLookup,
+  resolveEnv,
+  rewritePaths,
+  secretData,
+  type Volume,
+} from "./pod-env.ts";
+import { podmanRunArgs } from "./podman-args.ts";
+import type { ResourceType } from "./resources.ts";
+import { type KubeSim, REPO_ROOT } from "./server.ts";
+import { meta, now, type Obj, type StoreEvent } from "./store.ts";
+
+export type KubeletMode = "process" | "podman";
+
+export interface KubeletOptions {
+  sim: KubeSim;
+  /** Default: env KUBELET_MODE, else "podman". */
+  mode?: KubeletMode;
+  /** Process mode: the command run for every container (container args are appended). */
+  processCommand?: string[];
+  /** Podman mode: the image to run instead of the container's own. */
+  image?: string;
+  /** Extra environment for every container; overrides the pod's env. */
+  extraEnv?: Record<string, string>;
+}
+
+export interface PodRun {
+  namespace: string;
+  name: string;
+  /** The owning Job's name, if any. */
+  job?: string;
+  phase: "Pending" | "Running" | "Succeeded" | "Failed";
+  exitCode?: number;
+  pid?: number;
+  /** Container path → host directory of each mounted volume (process mode). */
+  mounts: Record<string, string>;
+  /** The host file standing in for the container's terminationMessagePath. */
+  terminationLog: string;
+}
+
+export interface Kubelet {
+  stop(): Promise<void>;
+  pods(): PodRun[];
+}
+
+export const NODE_NAME = "kube-sim-node";
+const TERMINATION_MESSAGE_LIMIT = 4096;
+
+/** `node --import tsx runner-image/src/main.ts`, with tsx's loader by absolute URL so any cwd works. */
+export function defaultProcessCommand(): string[] {
+  const tsx = pathToFileURL(join(REPO_ROOT, "node_modules/tsx/dist/loader.mjs")).href;
+  return [process.execPath, "--import", tsx, join(REPO_ROOT, "runner-image/src/main.ts")];
+}
+
+interface Running {
+  run: PodRun;
+  child?: ChildProcess;
+  /** Podman mode: the container name to stop. */
+  containerName?: string;
+  dir: string;
+  killed: boolean;
+  retry?: NodeJS.Timeout;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+function o(v: unknown): Obj {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {};
+}
+
+function condition(type: string, reason: string, message: string): Obj {
+  const t = now();
+  return { type, status: "True", lastProbeTime: t, lastTransitionTime: t, reason, message };
+}
+
+export function startKubelet(opts: KubeletOptions): Kubelet {
+  const { sim } = opts;
+  const store = sim.store;
+  const mode: KubeletMode = opts.mode ?? (process.env.KUBELET_MODE === "process" ? "process" : "podman");
+  const jobs = sim.resource("jobs.batch");
+  const pods = sim.resource("pods");
+  const secrets = sim.resource("secrets");
+  const configmaps = sim.resource("configmaps");
+  /** Pods whose container has not been killed or deleted, by ns/name. */
+  const running = new Map<string, Running>();
+  /** Every pod this kubelet started, for pods() and stop(). */
+  const started: Running[] = [];
+  const timers = new Map<string, NodeJS.Timeout>();
+  const queued = new Set<string>();
+  /** Pods a Job has counted, by job uid (the real controller tracks this with pod finalizers). */
+  const accounting = new Map<string, { succeeded: Set<string>; failed: Set<string> }>();
+  const acct = (jobUid: string) => {
+    let a = accounting.get(jobUid);
+    if (!a) {
+      a = { succeeded: new Set(), failed: new Set() };
+      accounting.set(jobUid, a);
+    }
+    return a;
+  };
+  let stopped = false;
+
+  /** Read-modify-write of a status through the status subresource; a vanished object is ignored. */
+  function writeStatus(
+    rt: ResourceType,
+    ns: string,
+    name: string,
+    mutate: (status: Obj, obj: Obj) => void,
+  ): Obj | undefined {
+    const current = store.tryGet(rt, ns, name);
+    if (!current) return undefined;
+    const next = structuredClone(current);
+    const status = o(next.status);
+    next.status = status;
+    mutate(status, next);
+    try {
+      return store.update(rt, ns, name, next, { subresource: "status" });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    }
+  }
+
+  // ---- Job controller -------------------------------------------------------------------------------------
+
+  function jobPods(job: Obj): Obj[] {
+    const uid = meta(job).uid;
+    return store
+      .list(pods, { namespace: meta(job).namespace })
+      .filter((p) => (meta(p).ownerReferences ?? []).some((r) => r.uid === uid && r.controller));
+  }
+
+  function isFinished(job: Obj): boolean {
+    const conds = (o(job.status).conditions as Obj[]) ?? [];
+    return conds.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+  }
+
+  function enqueueJob(ns: string, name: string): void {
+    const key = `${ns}/${name}`;
+    if (queued.has(key) || stopped) return;
+    queued.add(key);
+    setImmediate(() => {
+      queued.delete(key);
+      if (!stopped) reconcileJob(ns, name);
+    });
+  }
+
+  function failJob(ns: string, name: string, reason: string, message: string): void {
+    const job = store.tryGet(jobs, ns, name);
+    if (!job) return;
+    const active = jobPods(job).filter((p) => !["Succeeded", "Failed"].includes(String(o(p.status).phase)));
+    writeStatus(jobs, ns, name, (st) => {
+      st.conditions = [
+        ...((st.conditions as Obj[]) ?? []),
+        condition("FailureTarget", reason, message),
+        condition("Failed", reason, message),
+      ];
+      st.active = 0;
+      st.ready = 0;
+      st.terminating = active.length;
+      st.failed = Number(st.failed ?? 0) + active.length;
+    });
+    // Like the real Job controller: remaining pods are deleted, which kills their containers.
+    for (const p of active) {
+      try {
+        store.delete(pods, ns, meta(p).name!, { propagationPolicy: "Background" });
+      } catch {}
+    }
+    afterFinish(ns, name);
+  }
+
+  function afterFinish(ns: string, name: string): void {
+    const key = `${ns}/${name}`;
+    clearTimeout(timers.get(key));
+    timers.delete(key);
+    const job = store.tryGet(jobs, ns, name);
+    const ttl = o(job?.spec).ttlSecondsAfterFinished;
+    if (typeof ttl === "number") {
+      const t = setTimeout(() => {
+        timers.delete(`${key}/ttl`);
+        if (store.tryGet(jobs, ns, name)) store.delete(jobs, ns, name, { propagationPolicy: "Background" });
+      }, ttl * 1000);
+      timers.set(`${key}/ttl`, t);
+    }
+  }
+
+  function reconcileJob(ns: string, name: string): void {
+    const job = store.tryGet(jobs, ns, name);
+    if (!job || isFinished(job) || o(job.spec).suspend === true) return;
+    const spec = o(job.spec);
+    const a = acct(meta(job).uid!);
+    const owned = jobPods(job);
+    for (const p of owned) {
+      const phase = o(p.status).phase;
+      if (phase === "Succeeded") a.succeeded.add(meta(p).uid!);
+      if (phase === "Failed") a.failed.add(meta(p).uid!);
+    }
+    const succeeded = a.succeeded.size;
+    const failed = a.failed.size;
+    const live = owned.filter((p) => !a.succeeded.has(meta(p).uid!) && !a.failed.has(meta(p).uid!));
+    let active = live.length;
+    const ready = live.filter((p) => o(p.status).phase === "Running").length;
+    const backoffLimit = Number(spec.backoffLimit ?? 6);
+    const completions = Number(spec.completions ?? 1);
+    const key = `${ns}/${name}`;
+    if (!o(job.status).startTime) {
+      writeStatus(jobs, ns, name, (st) => {
+        st.startTime = now();
+      });
+      const deadline = spec.activeDeadlineSeconds;
+      if (typeof deadline === "number" && !timers.has(key)) {
+        timers.set(
+          key,
+          setTimeout(() => {
+            timers.delete(key);
+            const j = store.tryGet(jobs, ns, name);
+            if (j && !isFinished(j))
+              failJob(ns, name, "DeadlineExceeded", "Job was active longer than specified deadline");
+          }, deadline * 1000),
+        );
+      }
+    }
+    if (succeeded >= completions) {
+      writeStatus(jobs, ns, name, (st) => {
+        const msg = "Reached expected number of succeeded pods";
+        st.conditions = [
+          ...((st.conditions as Obj[]) ?? []),
+          condition("SuccessCriteriaMet", "CompletionsReached", msg),
+          condition("Complete", "CompletionsReached", msg),
+        ];
+        Object.assign(st, { active: 0, ready: 0, terminating: 0, succeeded, failed, completionTime: now() });
+      });
+      afterFinish(ns, name);
+      return;
+    }
+    if (failed > backoffLimit) {
+      writeStatus(jobs, ns, name, (st) => {
+        st.succeeded = succeeded;
+        st.failed = failed;
+      });
+      failJob(ns, name, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+      return;
+    }
+    if (active === 0) {
+      createPod(job);
+      active = 1;
+    }
+    writeStatus(jobs, ns, name, (st) => {
+      Object.assign(st, { active, ready, terminating: 0, uncountedTerminatedPods: {} });
+      if (succeeded) st.succeeded = succeeded;
+      if (failed) st.failed = failed;
+    });
+  }
+
+  function createPod(job: Obj): void {
+    const m = meta(job);
+    const template = o(o(job.spec).template);
+    const tm = o(template.metadata);
+    store.create(pods, m.namespace, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        generateName: `${m.name!.slice(0, 57)}-`,
+        labels: { ...(tm.labels as Obj) },
+        ...(tm.annotations ? { annotations: tm.annotations } : {}),
+        ownerReferences: [
+          { apiVersion: "batch/v1", kind: "Job", name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true },
+        ],
+      },
+      spec: { ...structuredClone(o(template.spec)), nodeName: NODE_NAME },
+    });
+  }
+
+  // ---- kubelet ----------------------------------------------------------------------------------------------
+
+  const lookup =
+    (ns: string): DataLookup =>
+    (kind, name) => {
+      const obj = store.tryGet(kind === "Secret" ? secrets : configmaps, ns, name);
+      if (!obj) return undefined;
+      return kind === "Secret" ? secretData(obj) : ((obj.data as Record<string, string>) ?? {});
+    };
+
+  function containerStatus(pod: Obj, state: Obj, extra: Obj = {}): Obj[] {
+    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
+    return [
+      {
+        name: c?.name ?? "main",
+        image: c?.image ?? "",
+        imageID: "",
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state,
+        ...extra,
+      },
+    ];
+  }
+
+  function podKey(p: Obj): string {
+    return `${meta(p).namespace}/${meta(p).name}`;
+  }
+
+  function startPod(pod: Obj): void {
+    const m = meta(pod);
+    const ns = m.namespace!;
+    const key = podKey(pod);
+    const container = ((o(pod.spec).containers as Container[]) ?? [])[0];
+    if (!container) return;
+    const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name}-`));
+    const termFile = join(dir, "termination-log");
+    writeFileSync(termFile, "", { mode: 0o666 });
+    const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => {
+      resolveDone = r;
+    });
+    const r: Running = {
+      run: {
+        namespace: ns,
+        name: m.name!,
+        ...(owner ? { job: owner.name } : {}),
+        phase: "Pending",
+        mounts: {},
+        terminationLog: termFile,
+      },
+      dir,
+      killed: false,
+      done,
+      resolveDone,
+    };
+    running.set(key, r);
+    started.push(r);
+    writeStatus(pods, ns, m.name!, (st) => {
+      Object.assign(st, {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now() }],
+        hostIP: "127.0.0.1",
+        containerStatuses: containerStatus(pod, { waiting: { reason: "ContainerCreating" } }),
+      });
+    });
+    tryStart(pod, container, r);
+  }
+
+  /** Sets up volumes and env; waits (CreateContainerConfigError) while a referenced Secret is missing. */
+  function tryStart(pod: Obj, container: Container, r: Running): void {
+    const m = meta(pod);
+    const ns = m.namespace!;
+    if (r.killed || stopped) return;
+    const current = store.tryGet(pods, ns, m.name!) ?? pod;
+    let env: Record<string, string>;
+    const mounts = new Map<string, string>();
+    try {
+      env = resolveEnv(current, container, lookup(ns));
+      const volumes = (o(pod.spec).volumes as Volume[]) ?? [];
+      for (const vm of container.volumeMounts ?? []) {
+        const vol = volumes.find((v) => v.name === vm.name);
+        if (!vol) throw new ConfigError(`volume "${vm.name}" not found`);
+        const hostDir = join(r.dir, "volumes", vm.name, vm.subPath ?? "");
+        mkdirSync(hostDir, { recursive: true, mode: 0o777 });
+        const src = vol.secret
+          ? lookup(ns)("Secret", vol.secret.secretName)
+          : vol.configMap
+            ? lookup(ns)("ConfigMap", vol.configMap.name)
+            : undefined;
+        const ref = vol.secret ?? vol.configMap;
+        if (ref && !src && !ref.optional) {
+          throw new ConfigError(
+            `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
+          );
+        }
+        for (const [k, v] of Object.entries(src ?? {})) {
+          const item = ref?.items?.find((i) => i.key === k);
+          if (ref?.items && !item) continue;
+          writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
+        }
+        mounts.set(vm.mountPath, hostDir);
+      }
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      writeStatus(pods, ns, m.name!, (st) => {
+        st.containerStatuses = containerStatus(pod, {
+          waiting: { reason: "CreateContainerConfigError", message: e.message },
+        });
+      });
+      r.retry = setTimeout(() => tryStart(pod, container, r), 500);
+      return;
+    }
+    r.run.mounts = Object.fromEntries(mounts);
+    const fullEnv = { ...env, HOSTNAME: m.name!, ...opts.extraEnv };
+    if (mode === "podman") runPodman(pod, container, r, fullEnv, mounts);
+    else runProcess(pod, container, r, fullEnv, mounts);
+  }
+
+  function runProcess(
+    pod: Obj,
+    container: Container,
+    r: Running,
+    env: Record<string, string>,
+    mounts: Map<string, string>,
+  ): void {
+    const tpath = container.terminationMessagePath ?? "/dev/termination-log";
+    const allMounts = new Map(mounts).set(tpath, r.run.terminationLog);
+    const mapped = rewritePaths(env, allMounts);
+    mapped.AGENTFACTORY_TERMINATION_LOG = r.run.terminationLog;
+    if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
+    const cwdMount = container.workingDir ? rewritePaths({ d: container.workingDir }, mounts).d : undefined;
+    const cwd = cwdMount && cwdMount !== container.workingDir ? cwdMount : join(r.dir, "cwd");
+    mkdirSync(cwd, { recursive: true });
+    const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(container.args ?? [])];
+    const child = spawn(cmd!, args, {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    attach(pod, r, child);
+  }
+
+  function runPodman(
+    pod: Obj,
+    container: Container,
+    r: Running,
+    env: Record<string, string>,
+    mounts: Map<string, string>,
+  ): void {
+    const name = meta(pod).name!;
+    const argv = podmanRunArgs({
+      podName: name,
+      container,
+      podSecurityContext: o(o(pod.spec).securityContext) as never,
+      image: opts.image ?? container.image ?? RUNNER_IMAGE,
+      mounts: [...mounts].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
+      terminationLogHostPath: r.run.terminationLog,
+      envNames: Object.keys(env),
+    });
+    r.containerName = name;
+    const child = spawn("podman", argv, {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...env },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    attach(pod, r, child);
+  }
+
+  function attach(pod: Obj, r: Running, child: ChildProcess): void {
+    const m = meta(pod);
+    const ns = m.namespace!;
+    r.child = child;
+    r.run.pid = child.pid;
+    r.run.phase = "Running";
+    const startedAt = now();
+    const onData = (c: Buffer) => sim.podLogs.append(ns, m.name!, c.toString("utf8"));
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    let spawnError: Error | undefined;
+    child.on("error", (e) => {
+      spawnError = e;
+      sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
+    });
+    writeStatus(pods, ns, m.name!, (st) => {
+      Object.assign(st, {
+        phase: "Running",
+        startTime: startedAt,
+        podIP: "127.0.0.1",
+        podIPs: [{ ip: "127.0.0.1" }],
+        conditions: [
+          { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+          { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+          { type: "ContainersReady", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+          { type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+        ],
+        containerStatuses: containerStatus(
+          pod,
+          { running: { startedAt } },
+          { ready: true, started: true, containerID: `sim://${child.pid}` },
+        ),
+      });
+    });
+    child.on("close", (code, signal) => {
+      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
+      finishPod(pod, r, exitCode, startedAt);
+    });
+  }
+
+  function terminationMessage(pod: Obj, r: Running, exitCode: number): string {
+    let msg = "";
+    try {
+      msg = readFileSync(r.run.terminationLog, "utf8");
+    } catch {}
+    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
+    if (!msg && exitCode !== 0 && c?.terminationMessagePolicy === "FallbackToLogsOnError") {
+      const log = sim.podLogs.get(meta(pod).namespace!, meta(pod).name!) ?? "";
+      msg = log.split("\n").slice(-80).join("\n").slice(-2048);
+    }
+    return Buffer.from(msg).subarray(0, TERMINATION_MESSAGE_LIMIT).toString("utf8");
+  }
+
+  function finishPod(pod: Obj, r: Running, exitCode: number, startedAt: string): void {
+    const m = meta(pod);
+    const ns = m.namespace!;
+    r.run.exitCode = exitCode;
+    r.run.phase = exitCode === 0 ? "Succeeded" : "Failed";
+    const finishedAt = now();
+    const message = terminationMessage(pod, r, exitCode);
+    sim.podLogs.end(ns, m.name!);
+    if (!stopped) {
+      writeStatus(pods, ns, m.name!, (st) => {
+        const terminated: Obj = {
+          exitCode,
+          reason: exitCode === 0 ? "Completed" : "Error",
+          startedAt,
+          finishedAt,
+          containerID: `sim://${r.run.pid}`,
+          ...(message ? { message } : {}),
+        };
+        Object.assign(st, {
+          phase: r.run.phase,
+          conditions: ((st.conditions as Obj[]) ?? []).map((c) =>
+            c.type === "Ready" || c.type === "ContainersReady"
+              ? { ...c, status: "False", reason: "PodCompleted", lastTransitionTime: finishedAt }
+              : c,
+          ),
+          containerStatuses: containerStatus(
+            pod,
+            { terminated },
+            { started: false, containerID: `sim://${r.run.pid}` },
+          ),
+        });
+      });
+    }
+    rmSync(r.dir, { recursive: true, force: true });
+    r.resolveDone();
+  }
+
+  function kill(r: Running): void {
+    r.killed = true;
+    clearTimeout(r.retry);
+    const child = r.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      if (!child) {
+        rmSync(r.dir, { recursive: true, force: true });
+        r.resolveDone();
+      }
+      return;
+    }
+    if (r.containerName)
+      spawn("podman", [...podmanStopArgs(r.containerName)], { stdio: "ignore" }).on("error", () => {});
+    try {
+      process.kill(-child.pid!, "SIGTERM");
+    } catch {}
+    const hard = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {}
+    }, 2000);
+    hard.unref();
+    child.on("close", () => clearTimeout(hard));
+  }
+
+  function onEvent(e: StoreEvent): void {
+    if (stopped) return;
+    const m = meta(e.object);
+    if (e.storageKey === jobs.storageKey) {
+      if (e.type === "DELETED") {
+        clearTimeout(timers.get(`${m.namespace}/${m.name}`));
+        timers.delete(`${m.namespace}/${m.name}`);
+      } else enqueueJob(m.namespace!, m.name!);
+    }
+    if (e.storageKey === pods.storageKey) {
+      const key = podKey(e.object);
+      const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
+      if (e.type === "DELETED") {
+        const r = running.get(key);
+        if (r) {
+          running.delete(key);
+          kill(r);
+        }
+        // A pod deleted before it finished counts as failed (podReplacementPolicy TerminatingOrFailed).
+        const phase = o(e.object.status).phase;
+        if (owner && phase !== "Succeeded") acct(owner.uid).failed.add(m.uid!);
+      } else if (e.type === "ADDED" && !running.has(key) && o(e.object.status).phase === "Pending") {
+        const pod = e.object;
+        setImmediate(() => {
+          if (!stopped && store.tryGet(pods, m.namespace, m.name!) && !running.has(key)) startPod(pod);
+        });
+      }
+      if (owner) enqueueJob(m.namespace!, owner.name);
+    }
+  }
+
+  const unsubscribe = store.subscribe(onEvent);
+  for (const j of store.list(jobs)) enqueueJob(meta(j).namespace!, meta(j).name!);
+  for (const p of store.list(pods)) {
+    if (o(p.status).phase === "Pending") setImmediate(() => startPod(p));
+  }
+
+  return {
+    pods: () => started.map((r) => ({ ...r.run })),
+    async stop() {
+      stopped = true;
+      unsubscribe();
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      for (const r of started) kill(r);
+      await Promise.all(started.map((r) => r.done));
+    },
+  };
+}
+
+export function podmanStopArgs(name: string): string[] {
+  return [...PODMAN_GLOBAL_ARGS, "stop", "-t", "2", name];
+}

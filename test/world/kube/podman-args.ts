@@ -1,0 +1,38 @@
+/**
+ * The `podman run` command line for a pod's container. Environment values are not on the command line
+ * (`-e NAME` takes the value from podman's own environment) so secrets never show up in `ps` or logs.
+ */
+import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from "../podman.ts";
+import type { Container } from "./pod-env.ts";
+
+export interface PodmanRunInput {
+  podName: string;
+  container: Container;
+  /** The pod's securityContext (runAsUser/runAsGroup fall back to it). */
+  podSecurityContext?: { runAsUser?: number; runAsGroup?: number };
+  image: string;
+  /** Host directory → container path, for emptyDir, secret and configMap volumes. */
+  mounts: { hostPath: string; mountPath: string; readOnly?: boolean }[];
+  /** Host file bind-mounted at the container's terminationMessagePath. */
+  terminationLogHostPath: string;
+  envNames: string[];
+}
+
+export function podmanRunArgs(input: PodmanRunInput): string[] {
+  const c = input.container;
+  const sc = c.securityContext ?? {};
+  const user = sc.runAsUser ?? input.podSecurityContext?.runAsUser;
+  const group = sc.runAsGroup ?? input.podSecurityContext?.runAsGroup;
+  const args = [...PODMAN_GLOBAL_ARGS, "run", "--rm", "--network", "host", ...PODMAN_RUN_ARGS, "--name", input.podName];
+  if (sc.readOnlyRootFilesystem) args.push("--read-only");
+  if (user !== undefined) args.push("--user", group !== undefined ? `${user}:${group}` : String(user));
+  args.push("--cap-drop", "ALL", "--security-opt", "no-new-privileges");
+  for (const m of input.mounts) args.push("-v", `${m.hostPath}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
+  args.push("-v", `${input.terminationLogHostPath}:${c.terminationMessagePath ?? "/dev/termination-log"}`);
+  for (const name of input.envNames) args.push("-e", name);
+  if (c.workingDir) args.push("-w", c.workingDir);
+  // `command` replaces the image's ENTRYPOINT (JSON form keeps every element), `args` its CMD.
+  if (c.command?.length) args.push("--entrypoint", JSON.stringify(c.command));
+  args.push(input.image, ...(c.args ?? []));
+  return args;
+}
