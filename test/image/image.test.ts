@@ -1,0 +1,123 @@
+/**
+ * The runner image as Kubernetes runs it (Pod Security "restricted"): non-root, read-only root
+ * filesystem, emptyDir volumes on /workspace and /home/runner, a termination log file mounted in.
+ * Needs the image built by `make image` (runner-image/build.sh).
+ */
+import { execFile } from "node:child_process";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS, RUNNER_IMAGE } from "../world/podman.ts";
+
+const exec = promisify(execFile);
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * emptyDir stand-ins: tmpfs, not seeded from the image. (runc gives such a tmpfs the mode of the
+ * directory it covers, which the image makes 1777, and root ownership; a `mode=` option is ignored.)
+ */
+const EMPTY_DIRS = ["/workspace", "/home/runner", "/tmp"].flatMap((dir) => ["--tmpfs", `${dir}:rw,notmpcopyup`]);
+
+async function podman(args: string[]): Promise<Ran> {
+  try {
+    const { stdout, stderr } = await exec("podman", [...PODMAN_GLOBAL_ARGS, ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === "ENOENT") throw new Error("podman is not installed: run make deps");
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+/** `podman run` the way the kubelet simulator does for a restricted pod. */
+function run(extra: string[], command: string[] = []): Promise<Ran> {
+  return podman([
+    "run",
+    "--rm",
+    ...PODMAN_RUN_ARGS,
+    "--read-only",
+    "--read-only-tmpfs=false",
+    "--cap-drop=all",
+    "--security-opt=no-new-privileges",
+    "--network=none",
+    ...EMPTY_DIRS,
+    ...extra,
+    RUNNER_IMAGE,
+    ...command,
+  ]);
+}
+
+let dir: string;
+
+beforeAll(async () => {
+  const exists = await podman(["image", "exists", RUNNER_IMAGE]);
+  if (exists.code !== 0) throw new Error(`image ${RUNNER_IMAGE} is missing: run make image`);
+  dir = await mkdtemp(join(tmpdir(), "agentfactory-image-"));
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("runner image", () => {
+  it("is configured for a restricted pod: numeric non-root user, /workspace, node entrypoint, no secrets", async () => {
+    const inspected = await podman(["image", "inspect", "--format", "{{json .Config}}", RUNNER_IMAGE]);
+    expect(inspected.code).toBe(0);
+    const config = JSON.parse(inspected.stdout) as {
+      User: string;
+      WorkingDir: string;
+      Entrypoint: string[];
+      Env: string[];
+    };
+    expect(config.User).toBe("10001:10001");
+    expect(config.WorkingDir).toBe("/workspace");
+    expect(config.Entrypoint).toEqual(["node", "/opt/agentfactory/runner.mjs"]);
+    expect(config.Env).toContain("HOME=/home/runner");
+    expect(config.Env.filter((e) => /TOKEN|SECRET|API_KEY|PASSWORD/i.test(e.split("=")[0] ?? ""))).toEqual([]);
+  });
+
+  it("runs its tools as uid 10001 on a read-only root with writable workspace and HOME", async () => {
+    const script = [
+      "set -e",
+      'echo "uid=$(id -u) home=$HOME pwd=$(pwd)"',
+      'echo "node=$(node --version)"',
+      'git --version | sed "s/^/tool=/"',
+      'rg --version | sed -n "1s/^/tool=/p"',
+      "git config --global user.name runner && git config --global user.email runner@example.invalid",
+      "git init -q -b main repo && cd repo && echo needle > a.txt && git add a.txt && git commit -q -m one",
+      'echo "rg=$(rg -l needle)"',
+      'echo "log=$(git log --format=%s)"',
+      "if touch /opt/agentfactory/x 2>/dev/null; then echo root=writable; else echo root=read-only; fi",
+    ].join("\n");
+    const ran = await run(["--entrypoint", "sh"], ["-c", script]);
+    expect(ran.stderr).toBe("");
+    expect(ran.code).toBe(0);
+    const lines = ran.stdout.trim().split("\n");
+    expect(lines).toContain("uid=10001 home=/home/runner pwd=/workspace");
+    expect(lines.find((l) => l.startsWith("node="))).toMatch(/^node=v24\.\d+\.\d+$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^tool=git version 2\./));
+    expect(lines).toContainEqual(expect.stringMatching(/^tool=ripgrep \d+\./));
+    expect(lines).toContain("rg=a.txt");
+    expect(lines).toContain("log=one");
+    expect(lines).toContain("root=read-only");
+  });
+
+  it("lets the non-root user write a mounted termination log", async () => {
+    const log = join(dir, "termination-log");
+    await writeFile(log, "");
+    await chmod(log, 0o666);
+    const ran = await run(
+      ["--entrypoint", "sh", "-v", `${log}:/dev/termination-log`],
+      ["-c", 'printf \'{"stage":"triage"}\' > /dev/termination-log'],
+    );
+    expect(ran.code).toBe(0);
+    expect(await readFile(log, "utf8")).toBe('{"stage":"triage"}');
+  });
+});
