@@ -66,12 +66,12 @@ export function verifyAppJwt(jwt: string, publicKeyPem: string, appId: number, n
 const LEVEL_RANK: Record<string, number> = { read: 1, write: 2, admin: 3 };
 
 /** Intersects requested permissions with the App's; 422 when a request exceeds them. */
-export function narrowPermissions(requested: unknown): Permissions {
-  if (requested === undefined || requested === null) return { ...APP_PERMISSIONS };
+export function narrowPermissions(requested: unknown, app: Permissions = APP_PERMISSIONS): Permissions {
+  if (requested === undefined || requested === null) return { ...app };
   if (typeof requested !== "object") throw new GitHubError(422, "Invalid request.");
   const out: Permissions = { metadata: "read" };
   for (const [name, level] of Object.entries(requested as Record<string, unknown>)) {
-    const granted = APP_PERMISSIONS[name];
+    const granted = app[name];
     if (!granted || typeof level !== "string" || (LEVEL_RANK[level] ?? 99) > (LEVEL_RANK[granted] ?? 0)) {
       throw new GitHubError(422, "The permissions requested are not granted to this installation.");
     }

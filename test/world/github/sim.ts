@@ -29,6 +29,11 @@ export interface GitHubSimOptions {
   users?: Record<string, RepoPermission>;
   /** App slug; the bot user is `<slug>[bot]`. Default "agentfactory". */
   appSlug?: string;
+  /**
+   * What the App was granted at installation (default: contents, pull_requests, issues = write,
+   * metadata = read). Token requests beyond it get 422, as on GitHub.
+   */
+  appPermissions?: Record<string, Level>;
 }
 
 export interface RequestRecord {
@@ -111,6 +116,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
   const appId = 100 + Math.floor(Math.random() * 900000);
   const installationId = 1_000_000 + Math.floor(Math.random() * 1_000_000);
   const appSlug = opts.appSlug ?? "agentfactory";
+  const appPermissions = { metadata: "read" as Level, ...(opts.appPermissions ?? APP_PERMISSIONS) };
   const botLogin = `${appSlug}[bot]`;
   const users = new Map(Object.entries(opts.users ?? {}));
   const tokens = new Map<string, Grant>();
@@ -125,7 +131,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
     app_slug: appSlug,
     target_type: "Organization",
     repository_selection: "all",
-    permissions: APP_PERMISSIONS,
+    permissions: appPermissions,
     events: ["issues", "issue_comment", "pull_request", "pull_request_review"],
     access_tokens_url: `${store.apiUrl}/app/installations/${installationId}/access_tokens`,
     repositories_url: `${store.apiUrl}/installation/repositories`,
@@ -169,7 +175,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
           slug: appSlug,
           name: appSlug,
           owner: store.userJson(installationOwner()),
-          permissions: APP_PERMISSIONS,
+          permissions: appPermissions,
         },
       };
     }
@@ -233,7 +239,10 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       if (repos.length === 0)
         throw validationFailed({ resource: "Installation", code: "invalid", field: "repositories" });
     }
-    const grant = mint(repos ? new Set(repos.map((r) => r.id)) : null, narrowPermissions(body.permissions));
+    const grant = mint(
+      repos ? new Set(repos.map((r) => r.id)) : null,
+      narrowPermissions(body.permissions, appPermissions),
+    );
     return {
       status: 201,
       body: {
@@ -491,7 +500,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
         : `${serverUrl}/${repo.fullName}.git`;
     },
     mintToken(name, permissions) {
-      return mint(new Set([mustRepo(name).id]), narrowPermissions(permissions)).token;
+      return mint(new Set([mustRepo(name).id]), narrowPermissions(permissions, appPermissions)).token;
     },
     expireToken(token) {
       const grant = tokens.get(token);
