@@ -31,6 +31,14 @@ command -v podman >/dev/null || { echo "image: podman missing: run make deps" >&
 command -v esbuild >/dev/null || { echo "image: esbuild missing: run make deps (npm ci)" >&2; exit 1; }
 [ -f "$entry" ] || { echo "image: $entry missing: nothing to bundle" >&2; exit 1; }
 
+# Several checkouts and test runs on one machine share the image store and this tree's dist/: one
+# build at a time.
+exec 9>"${TMPDIR:-/tmp}/agentfactory-image.lock"
+if ! flock -n 9; then
+  step "waiting for another image build to finish"
+  flock 9
+fi
+
 # 1. Base image.
 if [ -n "${BASE_IMAGE:-}" ]; then
   base="$BASE_IMAGE"
@@ -60,20 +68,20 @@ dist=runner-image/dist
 rm -rf "$dist"
 mkdir -p "$dist"
 banner="import { createRequire as __agentfactoryCreateRequire } from 'node:module'; const require = __agentfactoryCreateRequire(import.meta.url);"
-bundle() {
-  esbuild "$1" --bundle --platform=node --format=esm --target=node24 --outfile="$2" \
-    --banner:js="$3$banner" --sourcemap --sources-content=false --legal-comments=none --log-level=warning
-}
-bundle "$entry" "$dist/runner.mjs" ""
+esbuild "$entry" --bundle --platform=node --format=esm --target=node24 --outfile="$dist/runner.mjs" \
+  --banner:js="$banner" --sourcemap --sources-content=false --legal-comments=none --log-level=warning
 hook=runner-image/bin/agentfactory-hook
-if [ -f "$hook.ts" ]; then
-  bundle "$hook.ts" "$dist/agentfactory-hook" $'#!/usr/bin/env node\n'
-elif [ -f "$hook" ] && head -n1 "$hook" | grep -q tsx; then
-  # TypeScript run by tsx on the host: bundled like the runner. esbuild reads it from stdin (no file
-  # extension to pick a loader by), resolving its imports from runner-image/bin.
-  sed '1{/^#!/d}' "$hook" | (cd runner-image/bin && esbuild --bundle --loader=ts --sourcefile=agentfactory-hook \
+bundle_hook() {
+  # esbuild reads it from stdin (an extension-less file gives it no loader to pick), resolving imports
+  # from runner-image/bin; the file's own shebang is dropped for node's, put before the banner.
+  sed '1{/^#!/d}' "$1" | (cd runner-image/bin && esbuild --bundle --loader=ts --sourcefile="$(basename "$1")" \
     --platform=node --format=esm --target=node24 --outfile="$root/$dist/agentfactory-hook" \
     --banner:js=$'#!/usr/bin/env node\n'"$banner" --legal-comments=none --log-level=warning)
+}
+if [ -f "$hook.ts" ]; then
+  bundle_hook "$hook.ts"
+elif [ -f "$hook" ] && head -n1 "$hook" | grep -q tsx; then
+  bundle_hook "$hook" # TypeScript run by tsx on the host: bundled like the runner
 elif [ -f "$hook" ]; then
   install -m 0644 "$hook" "$dist/agentfactory-hook"
 else
