@@ -106,7 +106,15 @@ describe("operator", () => {
     expect(env.get("GITHUB_API_URL").value).toBe("https://api.github.com");
     expect(env.get("GITHUB_APP_ID").valueFrom.secretKeyRef).toEqual({ name: "agentfactory-github-app", key: "app-id" });
     expect(env.has("SLACK_WEBHOOK_URL")).toBe(false);
-    expect(env.has("RUNNER_RUNTIME_CLASS")).toBe(false);
+    expect(env.has("RUNTIME_CLASS_NAME")).toBe(false);
+    expect(env.get("DEFAULT_PROVIDER").value).toBe("anthropic");
+    expect(env.get("LEASE_NAME").value).toBe("af-agentfactory-operator");
+    expect(env.get("MODEL_SECRET_KEY").value).toBe("anthropic-api-key");
+    expect(env.get("CLICKUP_API_TOKEN").valueFrom.secretKeyRef).toEqual({
+      name: "agentfactory-webhooks",
+      key: "clickup-api-token",
+      optional: true,
+    });
     const keyFile = env.get("GITHUB_APP_PRIVATE_KEY_FILE").value as string;
     const mount = container(op, "operator").volumeMounts.find((m: { name: string }) => m.name === "github-app");
     expect(keyFile).toBe(`${mount.mountPath}/private-key.pem`);
@@ -121,7 +129,11 @@ describe("operator", () => {
     expect(op.spec.replicas).toBe(2);
     expect(container(op, "operator").image).toMatch(/^registry\.example\.com\/agentfactory\/agentfactory@sha256:/);
     expect(env.get("NAMESPACE").value).toBe("agentfactory-runs");
-    expect(env.get("RUNNER_RUNTIME_CLASS").value).toBe("gvisor");
+    expect(env.get("RUNTIME_CLASS_NAME").value).toBe("gvisor");
+    expect(env.get("RUNNER_CPU_LIMIT").value).toBe("2");
+    expect(env.get("RUNNER_MEMORY_REQUEST").value).toBe("1Gi");
+    expect(env.get("SLACK_CHANNEL").value).toBe("#factory");
+    expect(env.get("GITHUB_INSTALLATION_ID").value).toBe("42");
     expect(env.get("RUNNER_IMAGE").value).toBe("registry.example.com/agentfactory/runner:1.2.3");
     expect(env.get("GITHUB_SERVER_URL").value).toBe("https://ghe.example.com");
     expect(env.get("ANTHROPIC_BASE_URL").value).toBe("https://llm-proxy.example.com");
@@ -153,6 +165,9 @@ describe("gateway", () => {
     expect(env.get("PORT").value).toBe("8080");
     expect(gw.spec.template.spec.automountServiceAccountToken).toBe(false);
     expect(gw.spec.replicas).toBe(2);
+    expect(env.has("CLICKUP_REPO_MAP")).toBe(false);
+    const full = envOf(container(find(rendered.full, "Deployment", "-gateway"), "gateway"));
+    expect(JSON.parse(full.get("CLICKUP_REPO_MAP").value)).toEqual({ "901": "acme/web" });
   });
 
   it("exposes only the webhook routes through the Ingress", () => {
@@ -185,8 +200,9 @@ describe("RBAC and service accounts", () => {
       "/secrets": ["create", "delete", "get", "patch", "update"],
       ",events.k8s.io/events": ["create", "patch"],
     });
+    // The operator keeps its Lease in NAMESPACE, the runs namespace.
     const election = find(objects, "Role", "-leader-election");
-    expect(election.metadata.namespace).toBe("agentfactory");
+    expect(election.metadata.namespace).toBe("agentfactory-runs");
     expect(election.rules[0]).toMatchObject({ apiGroups: ["coordination.k8s.io"], resources: ["leases"] });
     for (const binding of objects.filter((o) => o.kind === "RoleBinding")) {
       expect(binding.subjects).toEqual([

@@ -10,6 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { gatewayMetrics } from "../../gateway/metrics.ts";
+import { createMetrics } from "../../operator/metrics.ts";
 import { type Exposition, gatewayExposition, operatorExposition } from "./exposition.ts";
 import { find, render } from "./helm.ts";
 import {
@@ -84,6 +86,11 @@ describe("metrics expositions", () => {
   it("pass promtool check metrics (operator and gateway)", async () => {
     expect(await checkMetrics(await operator.registry.metrics())).toEqual([]);
     expect(await checkMetrics(await gateway.registry.metrics())).toEqual([]);
+  });
+
+  it("the operator's and the gateway's own registries pass promtool check metrics", async () => {
+    expect(await checkMetrics(await createMetrics({ defaultMetrics: true }).registry.metrics())).toEqual([]);
+    expect(await checkMetrics(await gatewayMetrics().registry.metrics())).toEqual([]);
   });
 
   it("promtool flags a metric that breaks the conventions", async () => {
