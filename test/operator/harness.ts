@@ -5,13 +5,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { LABELS } from "../../core/names.ts";
 import { encodeResult, type StageResultInput } from "../../core/result.ts";
 import { ticketSubject } from "../../core/streams.ts";
 import { Ticket, type TicketInput } from "../../core/ticket.ts";
+import { ensureStreams } from "../../operator/consumer.ts";
 import { type KubeSim, REPO_ROOT, startKubeSim } from "../world/kube/index.ts";
 import { type NatsServer, startNats } from "../world/nats.ts";
 
@@ -46,6 +47,8 @@ export interface Harness {
   jobs(run?: string): Obj[];
   waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs?: number): Promise<T>;
   setScript(s: Script): void;
+  /** How long a scripted stage runs, in ms (default 30). */
+  setStageDelay(ms: () => number): void;
   stop(): Promise<void>;
 }
 
@@ -111,7 +114,9 @@ export async function startHarness(): Promise<Harness> {
   const nats = await startNats();
   const nc = await connect({ servers: nats.url });
   const js = jetstream(nc);
+  await ensureStreams(await jetstreamManager(nc)); // the gateway's side: streams exist before tickets
   let script: Script = cleanScript();
+  let stageDelay = () => 30;
   const played = new Set<string>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -206,7 +211,7 @@ export async function startHarness(): Promise<Harness> {
             { subresource: "status" },
           ),
         );
-      }, 30);
+      }, stageDelay());
       timers.add(t);
     }
   }, 25);
@@ -283,6 +288,9 @@ export async function startHarness(): Promise<Harness> {
     },
     setScript(s) {
       script = s;
+    },
+    setStageDelay(ms) {
+      stageDelay = ms;
     },
     async stop() {
       clearInterval(kubelet);
