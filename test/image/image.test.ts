@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeResult } from "../../core/result.ts";
 import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS, RUNNER_IMAGE } from "../world/podman.ts";
 
 const exec = promisify(execFile);
@@ -109,15 +110,60 @@ describe("runner image", () => {
     expect(lines).toContain("root=read-only");
   });
 
-  it("lets the non-root user write a mounted termination log", async () => {
-    const log = join(dir, "termination-log");
-    await writeFile(log, "");
-    await chmod(log, 0o666);
-    const ran = await run(
-      ["--entrypoint", "sh", "-v", `${log}:/dev/termination-log`],
-      ["-c", 'printf \'{"stage":"triage"}\' > /dev/termination-log'],
-    );
-    expect(ran.code).toBe(0);
-    expect(await readFile(log, "utf8")).toBe('{"stage":"triage"}');
+  it("entrypoint without a stage configuration exits 2 with the reason on stderr and writes no result", async () => {
+    const log = await terminationLog("unconfigured");
+    const ran = await run(["-v", `${log}:/dev/termination-log`]);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr).toMatch(/invalid configuration: AGENTFACTORY_STAGE/);
+    expect(await readFile(log, "utf8")).toBe("");
+  });
+
+  it("entrypoint writes one failed StageResult to the mounted termination log when the model is unreachable", async () => {
+    const log = await terminationLog("failed");
+    const secrets = {
+      GITHUB_TOKEN: "ghs_imageTestToken0123456789",
+      ANTHROPIC_API_KEY: "sk-ant-imageTestKey0123456789",
+    };
+    const ticket = {
+      source: "github",
+      id: "github:image-test",
+      url: "http://127.0.0.1:2/o/r/issues/1",
+      repo: "o/r",
+      number: 1,
+      title: "Add a /ready probe",
+      body: "",
+      author: "octocat",
+      labels: ["ai-agent"],
+      workItem: "1",
+    };
+    const env = {
+      AGENTFACTORY_STAGE: "triage",
+      AGENTFACTORY_RUN: "r-1-image",
+      AGENTFACTORY_TICKET: JSON.stringify(ticket),
+      AGENTFACTORY_MAX_RETRIES: "0",
+      // Nothing listens there, and the container has no network besides loopback.
+      ANTHROPIC_BASE_URL: "http://127.0.0.1:2",
+      GITHUB_SERVER_URL: "http://127.0.0.1:2",
+      GITHUB_API_URL: "http://127.0.0.1:2/api/v3",
+      ...secrets,
+    };
+    const ran = await run([
+      "-v",
+      `${log}:/dev/termination-log`,
+      ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+    ]);
+    expect(ran.code).toBe(1);
+    const message = await readFile(log, "utf8");
+    const decoded = decodeResult(message);
+    expect(decoded).toMatchObject({ ok: true, result: { stage: "triage", outcome: "failed" } });
+    for (const secret of Object.values(secrets)) expect(`${ran.stdout}${ran.stderr}${message}`).not.toContain(secret);
   });
 });
+
+async function terminationLog(name: string): Promise<string> {
+  // The kubelet creates the file; the runner (uid 10001) only writes it.
+  const file = join(dir, name);
+  await writeFile(file, "");
+  await chmod(file, 0o666);
+  return file;
+}
