@@ -6,7 +6,13 @@ import type { Item, Repo, Review, ReviewComment, Store } from "./store.ts";
 /** Refreshes the head SHA from the bare repository (a push moves it) and renders the PR. */
 export async function renderPull(store: Store, repo: Repo, it: Item) {
   const pull = it.pull!;
-  pull.headSha = (await revParse(repo.bare, `refs/heads/${pull.head}`)) ?? pull.headSha;
+  const head = await revParse(repo.bare, `refs/heads/${pull.head}`);
+  if (head) pull.headSha = head;
+  else if (it.state === "open") {
+    // Deleting the head branch closes the pull request, as on GitHub.
+    it.state = "closed";
+    it.closedAt = isoNow();
+  }
   const baseSha = (await revParse(repo.bare, `refs/heads/${pull.base}`)) ?? "";
   return store.pullJson(repo, it, baseSha);
 }
