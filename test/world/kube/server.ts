@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { ApiError, badRequest, invalid } from "./errors.ts";
 import { coreToEventsV1, eventsV1ToCore } from "./events.ts";
+import { openApiGroupVersion, openApiRoot } from "./openapi.ts";
 import { jsonPatch, mergePatch, strategicMergePatch } from "./patch.ts";
 import {
   aggregatedDiscoveryDoc,
@@ -459,16 +460,21 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       return respondObject(req, res, 200, rt, store.get(storage, ns, name), q);
     }
     const contentType = req.headers["content-type"] ?? "application/json";
+    const strict = q.get("fieldValidation") === "Strict";
     const body = parseBody(await readBody(req), contentType) as Obj | undefined;
     if (method === "POST" && !name) {
       entry.verb = "create";
       if (!body) throw badRequest("request body is required");
-      return respondObject(req, res, 201, rt, store.create(storage, ns, toStorage(rt, body)), q);
+      return respondObject(req, res, 201, rt, store.create(storage, ns, toStorage(rt, body), { strict }), q);
     }
     if (method === "PUT" && name) {
       entry.verb = "update";
       if (!body) throw badRequest("request body is required");
-      const o = store.update(storage, ns, name, toStorage(rt, body), { subresource, requireResourceVersion: true });
+      const o = store.update(storage, ns, name, toStorage(rt, body), {
+        subresource,
+        requireResourceVersion: true,
+        strict,
+      });
       return respondObject(req, res, 200, rt, o, q);
     }
     if (method === "PATCH" && name) {
@@ -497,7 +503,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         store.get(storage, ns, name);
       }
       const patched = patchObject(view(rt, current!), contentType, body, rt);
-      const o = store.update(storage, ns, name, toStorage(rt, patched), { subresource });
+      const o = store.update(storage, ns, name, toStorage(rt, patched), { subresource, strict });
       return respondObject(req, res, 200, rt, o, q);
     }
     if (method === "DELETE") {
@@ -582,6 +588,13 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     }
     if (req.headers.authorization !== `Bearer ${token}`) {
       throw new ApiError(401, "Unauthorized", "Unauthorized");
+    }
+    if (req.method === "GET" && path.startsWith("/openapi/v3")) {
+      entry.verb = "openapi";
+      const sub = path.replace(/^\/openapi\/v3\/?/, "");
+      const doc = sub ? openApiGroupVersion(types, sub) : openApiRoot(types);
+      if (!doc) throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+      return send(res, 200, doc);
     }
     if (req.method === "GET" && handleDiscovery(req, res, path)) {
       entry.verb = "discovery";

@@ -215,17 +215,26 @@ export class Store {
     if (nsType && !this.tryGet(nsType, undefined, ns)) throw notFound(nsType, ns);
   }
 
-  private validate(rt: ResourceType, o: Obj, isCreate: boolean, old?: Obj): void {
+  private validate(rt: ResourceType, o: Obj, isCreate: boolean, old?: Obj, strict = false): void {
     const m = meta(o);
     const causes = validateMeta(m);
     const v = this.validators.get(rt);
-    if (v) causes.push(...v(o));
+    if (v) {
+      const result = v(o);
+      if (strict && result.pruned.length) {
+        const fields = result.pruned.map((p) => `unknown field "${p}"`).join(", ");
+        throw badRequest(
+          `${rt.kind} in version "${rt.version}" cannot be handled as a ${rt.kind}: strict decoding error: ${fields}`,
+        );
+      }
+      causes.push(...result.causes);
+    }
     causes.push(...validateBuiltin(rt, o, isCreate ? undefined : old));
     if (causes.length) throw invalid(rt, m.name ?? "", causes);
   }
 
   /** POST: assigns metadata, defaults, validates and stores. Status is dropped when it is a subresource. */
-  create(rt: ResourceType, ns: string | undefined, body: Obj): Obj {
+  create(rt: ResourceType, ns: string | undefined, body: Obj, opts: { strict?: boolean } = {}): Obj {
     const o = structuredClone(body);
     const m: Meta = { ...meta(o) };
     o.metadata = m;
@@ -259,7 +268,7 @@ export class Store {
     delete m.deletionGracePeriodSeconds;
     delete m.resourceVersion;
     defaultObject(rt, o);
-    this.validate(rt, o, true);
+    this.validate(rt, o, true, undefined, opts.strict);
     this.rv++;
     m.resourceVersion = String(this.rv);
     this.bucket(rt).set(this.key(rt, m.namespace, m.name), o);
@@ -278,7 +287,7 @@ export class Store {
     ns: string | undefined,
     name: string,
     body: Obj,
-    opts: { subresource?: string; requireResourceVersion?: boolean } = {},
+    opts: { subresource?: string; requireResourceVersion?: boolean; strict?: boolean } = {},
   ): Obj {
     const old = this.get(rt, ns, name);
     const om = meta(old);
@@ -330,7 +339,7 @@ export class Store {
     if (opts.subresource !== "status") defaultObject(rt, o, old);
     const specOf = (x: Obj) => withoutKeys(x, ["metadata", "status", "apiVersion", "kind"]);
     if (!equal(specOf(o), specOf(old))) m.generation = (om.generation ?? 0) + 1;
-    this.validate(rt, o, false, old);
+    this.validate(rt, o, false, old, opts.strict);
     // A write that changes nothing is a no-op: no new resourceVersion, no watch event.
     if (equal(o, old)) return old;
     this.rv++;

@@ -17,23 +17,38 @@ function isObject(v: unknown): v is Obj {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** Drops fields the schema does not declare (the API server's pruning), except under metadata at the root. */
-export function prune(value: unknown, schema: Schema | undefined, root = true): void {
-  if (!schema || schema["x-kubernetes-preserve-unknown-fields"] === true) return;
+/**
+ * Drops fields the schema does not declare (the API server's pruning), except under metadata at the root.
+ * Returns the paths it dropped.
+ */
+export function prune(
+  value: unknown,
+  schema: Schema | undefined,
+  root = true,
+  path = "",
+  removed: string[] = [],
+): string[] {
+  if (!schema || schema["x-kubernetes-preserve-unknown-fields"] === true) return removed;
   if (Array.isArray(value)) {
-    for (const item of value) prune(item, schema.items as Schema | undefined, false);
-    return;
+    for (const [i, item] of value.entries())
+      prune(item, schema.items as Schema | undefined, false, `${path}[${i}]`, removed);
+    return removed;
   }
-  if (!isObject(value)) return;
+  if (!isObject(value)) return removed;
   const props = schema.properties as Record<string, Schema> | undefined;
   const additional = schema.additionalProperties;
   for (const key of Object.keys(value)) {
     if (root && (key === "metadata" || key === "apiVersion" || key === "kind")) continue;
     const sub = props?.[key];
-    if (sub) prune(value[key], sub, false);
-    else if (isObject(additional)) prune(value[key], additional as Schema, false);
-    else if (props && additional !== true) delete value[key];
+    const at = path ? `${path}.${key}` : key;
+    if (sub) prune(value[key], sub, false, at, removed);
+    else if (isObject(additional)) prune(value[key], additional as Schema, false, at, removed);
+    else if (props && additional !== true) {
+      delete value[key];
+      removed.push(at);
+    }
   }
+  return removed;
 }
 
 function toJsonSchema(schema: Schema): Schema {
@@ -86,16 +101,16 @@ function cause(e: ErrorObject, obj: unknown): StatusCause {
   }
 }
 
-/** Prunes and defaults `obj` in place, returns the field errors (empty when valid). */
-export type Validator = (obj: Obj) => StatusCause[];
+/** Prunes and defaults `obj` in place; returns the field errors (empty when valid) and the pruned paths. */
+export type Validator = (obj: Obj) => { causes: StatusCause[]; pruned: string[] };
 
 export function makeValidator(schema: Schema): Validator {
   const ajv = new Ajv({ strict: false, useDefaults: true, allErrors: true });
   addFormats(ajv);
   const validate: ValidateFunction = ajv.compile(toJsonSchema(schema));
   return (obj) => {
-    prune(obj, schema);
-    if (validate(obj)) return [];
-    return (validate.errors ?? []).map((e) => cause(e, obj));
+    const pruned = prune(obj, schema);
+    if (validate(obj)) return { causes: [], pruned };
+    return { causes: (validate.errors ?? []).map((e) => cause(e, obj)), pruned };
   };
 }
