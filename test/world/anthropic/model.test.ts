@@ -31,6 +31,8 @@ beforeAll(async () => {
       wrong: [turn(text("no tool here"))],
       cached: [turn(text("one")), turn(text("two"))],
       flaky: [turn(text("finally"))],
+      badinput: [turn(toolUse("submit_verdict", { clear: "yes" }))],
+      long: [turn(text("word ".repeat(400)), toolUse("Read", { file_path: "a" }))],
     },
     failures: [
       { status: 429, times: 1, stage: "flaky" },
@@ -97,6 +99,27 @@ describe("scripted Messages API with the real SDK", () => {
         messages: [{ role: "user", content: "go" }],
       }),
     ).rejects.toMatchObject({ status: 400 });
+  });
+
+  it("refuses scripted tool inputs that break the tool's schema, and truncates at max_tokens", async () => {
+    const bad = client.messages.create({
+      model: MODEL,
+      max_tokens: 256,
+      system: "AgentFactory stage: badinput",
+      tools: [VERDICT],
+      messages: [{ role: "user", content: "go" }],
+    });
+    await expect(bad).rejects.toThrow(/does not match its input_schema/);
+    const cut = await client.messages.create({
+      model: MODEL,
+      max_tokens: 100,
+      system: "AgentFactory stage: long",
+      tools: [READ],
+      messages: [{ role: "user", content: "go" }],
+    });
+    expect(cut.stop_reason).toBe("max_tokens");
+    expect(cut.usage.output_tokens).toBe(100);
+    expect(cut.content.map((b) => b.type)).toEqual(["text"]);
   });
 
   it("bills cache writes then cache reads for a repeated prefix, split by TTL", async () => {
