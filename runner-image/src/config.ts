@@ -16,14 +16,17 @@ export const StageContext = z.object({
 export type StageContext = z.infer<typeof StageContext>;
 
 const json = <T extends z.ZodType>(schema: T) =>
-  z.string().transform((text, ctx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: "custom", message: "not JSON" });
-      return z.NEVER;
-    }
-  }).pipe(schema);
+  z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
 
 const DEFAULT_MODEL: Record<StageName, string> = {
   triage: "claude-haiku-4-5",
@@ -92,7 +95,14 @@ export interface RunnerConfig {
   bashTimeoutMs: number;
   testTimeoutMs: number;
   github: { apiUrl: string; serverUrl: string; token: string };
-  anthropic: { apiKey?: string; authToken?: string; baseUrl?: string; awsRegion?: string; vertexRegion?: string; vertexProject?: string };
+  anthropic: {
+    apiKey?: string;
+    authToken?: string;
+    baseUrl?: string;
+    awsRegion?: string;
+    vertexRegion?: string;
+    vertexProject?: string;
+  };
   home: string;
   /** Values of every secret the runner holds, for redaction. */
   secrets: string[];
@@ -145,7 +155,11 @@ export function loadConfig(env: Record<string, string | undefined>): RunnerConfi
     maxStopBlocks: e.AGENTFACTORY_MAX_STOP_BLOCKS,
     bashTimeoutMs: e.AGENTFACTORY_BASH_TIMEOUT_MS,
     testTimeoutMs: e.AGENTFACTORY_TEST_TIMEOUT_MS,
-    github: { apiUrl: e.GITHUB_API_URL.replace(/\/$/, ""), serverUrl: e.GITHUB_SERVER_URL.replace(/\/$/, ""), token: e.GITHUB_TOKEN },
+    github: {
+      apiUrl: e.GITHUB_API_URL.replace(/\/$/, ""),
+      serverUrl: e.GITHUB_SERVER_URL.replace(/\/$/, ""),
+      token: e.GITHUB_TOKEN,
+    },
     anthropic: {
       apiKey: e.ANTHROPIC_API_KEY,
       authToken: e.ANTHROPIC_AUTH_TOKEN,

@@ -30,7 +30,9 @@ describe("redaction", () => {
     expect(out).toBe(`before ${REDACTED} after`);
   });
   it("keeps header names and key names readable", () => {
-    const out = createRedactor([])("Authorization: Bearer abcdefghijklmnop\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    const out = createRedactor([])(
+      "Authorization: Bearer abcdefghijklmnop\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    );
     expect(out).toBe(`Authorization: Bearer ${REDACTED}\naws_secret_access_key = ${REDACTED}`);
   });
   it("removes private keys", () => {

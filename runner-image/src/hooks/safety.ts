@@ -29,29 +29,69 @@ const TEXT_RULES: [RegExp, string][] = [
   [/\bupdate\s+[`"\w.]+\s+set\s+(?![^;]*\bwhere\b)/im, "UPDATE without a WHERE clause"],
   [/\bdetach\s+delete\b(?![^;]*\bwhere\b)/i, "graph-wide DETACH DELETE"],
   [/\bflush(all|db)\b/i, "flushes a Redis database"],
-  [/\.dropDatabase\s*\(|\.drop\s*\(\s*\)|\.(deleteMany|remove)\s*\(\s*\{\s*\}\s*\)/, "drops or empties a MongoDB collection"],
+  [
+    /\.dropDatabase\s*\(|\.drop\s*\(\s*\)|\.(deleteMany|remove)\s*\(\s*\{\s*\}\s*\)/,
+    "drops or empties a MongoDB collection",
+  ],
   [/\b(db:drop|db:reset|migrate\s+reset|migrate:fresh|schema:drop)\b/i, "drops or resets a database"],
   [/\bmanage\.py\s+(flush|reset_db)\b/i, "empties the database"],
   [/:\(\)\s*\{.*:\s*\|\s*:.*\}/, "fork bomb"],
   [/\/dev\/(tcp|udp)\//, "raw network socket (reverse shell)"],
-  [/\/proc\/(self|thread-self|\d+|\*|\$\w+|\$\{\w+\}|[^/\s]*\*[^/\s]*)\//, "reads another process's memory or environment via /proc"],
+  [
+    /\/proc\/(self|thread-self|\d+|\*|\$\w+|\$\{\w+\}|[^/\s]*\*[^/\s]*)\//,
+    "reads another process's memory or environment via /proc",
+  ],
   [/\/proc\/\S*environ|\/environ\b/, "reads a process environment"],
-  [/\$\{?!?[A-Za-z_]*(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)[A-Za-z0-9_]*/i, "references a secret variable"],
+  [
+    /\$\{?!?[A-Za-z_]*(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)[A-Za-z0-9_]*/i,
+    "references a secret variable",
+  ],
   [/\$\{?AWS_[A-Za-z0-9_]+/, "references an AWS credential variable"],
   [/\bprocess\.env\b(?!\.[A-Za-z_]|\[["'`])/, "dumps the process environment"],
   [/\bos\.environ\b(?!\s*\[|\.get\b)|\bENV\.to_h\b|\bSystem\.getenv\(\s*\)/, "dumps the process environment"],
   [/(^|[^\w.-])\.ssh\b|\bid_(rsa|dsa|ecdsa|ed25519)\b/, "reads SSH keys"],
-  [/\b(rmtree|rmSync|rmdirSync|removeSync|remove_dir_all)\(\s*['"]?(\/|~|\$HOME|\.\.)/, "deletes outside the workspace"],
-  [/\.aws\/(credentials|config)|\.netrc\b|\.git-credentials|\.docker\/config\.json|\.kube\/config|\.pypirc\b/, "reads a credential file"],
-  [/(~|\$\{?HOME\}?)\/\.npmrc|\.config\/gh\/|application_default_credentials|\.config\/gcloud|\.gnupg\b/, "reads a credential file"],
-  [/\/(var\/)?run\/secrets\b|\/etc\/(shadow|gshadow|sudoers)\b|\/dev\/termination-log/, "touches a protected system path"],
-  [/\bcredential\.helper\b|\bextraheader\b|\bgit\s+credential\b|\bGIT_ASKPASS\b|\bGIT_CONFIG_(VALUE|KEY|COUNT)/i, "reads git credentials"],
+  [
+    /\b(rmtree|rmSync|rmdirSync|removeSync|remove_dir_all)\(\s*['"]?(\/|~|\$HOME|\.\.)/,
+    "deletes outside the workspace",
+  ],
+  [
+    /\.aws\/(credentials|config)|\.netrc\b|\.git-credentials|\.docker\/config\.json|\.kube\/config|\.pypirc\b/,
+    "reads a credential file",
+  ],
+  [
+    /(~|\$\{?HOME\}?)\/\.npmrc|\.config\/gh\/|application_default_credentials|\.config\/gcloud|\.gnupg\b/,
+    "reads a credential file",
+  ],
+  [
+    /\/(var\/)?run\/secrets\b|\/etc\/(shadow|gshadow|sudoers)\b|\/dev\/termination-log/,
+    "touches a protected system path",
+  ],
+  [
+    /\bcredential\.helper\b|\bextraheader\b|\bgit\s+credential\b|\bGIT_ASKPASS\b|\bGIT_CONFIG_(VALUE|KEY|COUNT)/i,
+    "reads git credentials",
+  ],
 ];
 
 const DOWNLOADERS = new Set(["curl", "wget", "fetch", "http", "https", "aria2c"]);
 const INTERPRETERS = new Set([
-  "sh", "bash", "zsh", "dash", "ksh", "fish", "source", ".", "python", "python2", "python3", "node", "perl", "ruby",
-  "php", "deno", "bun", "eval",
+  "sh",
+  "bash",
+  "zsh",
+  "dash",
+  "ksh",
+  "fish",
+  "source",
+  ".",
+  "python",
+  "python2",
+  "python3",
+  "node",
+  "perl",
+  "ruby",
+  "php",
+  "deno",
+  "bun",
+  "eval",
 ]);
 const SHELLS = new Set(["sh", "bash", "zsh", "dash", "ksh", "fish"]);
 const KEYWORDS = new Set(["do", "then", "else", "elif", "if", "while", "until", "!", "{", "time"]);
@@ -107,7 +147,7 @@ export function checkCommand(command: string, options: SafetyOptions = {}, depth
   }
   if (/\b(curl|wget)\b/.test(command) && parsed.nested.some((b) => /\b(curl|wget)\b/.test(b))) {
     const outer = parsed.pipelines.flat().map((c) => commandName(unwrap(c.argv)));
-    if (outer.some((n) => INTERPRETERS.has(n))) return deny("runs downloaded code (sh -c \"$(curl …)\")");
+    if (outer.some((n) => INTERPRETERS.has(n))) return deny('runs downloaded code (sh -c "$(curl …)")');
   }
   return ALLOW;
 }
@@ -122,8 +162,7 @@ function unwrap(argv: string[]): string[] {
     else if (WRAPPERS.has(name)) {
       args = args.slice(1);
       while (args[0] && (args[0].startsWith("-") || /^\d+$/.test(args[0]))) args = args.slice(1);
-    }
-    else if (name === "timeout") args = args.slice(1).filter((a, i) => !(i === 0 && /^[\d.]+[smhd]?$|^-/.test(a)));
+    } else if (name === "timeout") args = args.slice(1).filter((a, i) => !(i === 0 && /^[\d.]+[smhd]?$|^-/.test(a)));
     else if (name === "env") {
       let inner = args.slice(1);
       while (inner[0] && (inner[0].startsWith("-") || inner[0].includes("="))) inner = inner.slice(1);
@@ -160,7 +199,10 @@ function checkSimple(
   const fixed = ALWAYS_BLOCKED[name];
   if (fixed) return deny(fixed);
   if (name === "env" && args.every((a) => a.startsWith("-"))) return deny("prints the environment");
-  if ((name === "export" || name === "declare" || name === "typeset") && (args.length === 0 || args.some((a) => /^-[a-z]*[px]/.test(a)) && !args.some((a) => a.includes("="))))
+  if (
+    (name === "export" || name === "declare" || name === "typeset") &&
+    (args.length === 0 || (args.some((a) => /^-[a-z]*[px]/.test(a)) && !args.some((a) => a.includes("="))))
+  )
     return deny("prints the environment");
   if (name === "set" && args.length === 0) return deny("prints the environment");
   if (SHELLS.has(name) || name === "eval") {
@@ -174,7 +216,8 @@ function checkSimple(
   }
   if (name === "xargs") {
     let at = 0;
-    while (at < args.length && (args[at] as string).startsWith("-")) at += /^-[nIPLsdE]$/.test(args[at] as string) ? 2 : 1;
+    while (at < args.length && (args[at] as string).startsWith("-"))
+      at += /^-[nIPLsdE]$/.test(args[at] as string) ? 2 : 1;
     const inner = args.slice(at);
     if (commandName(inner) === "rm" && inner.some((a) => /^-[a-zA-Z]*[rR]/.test(a)))
       return deny("recursive delete of paths read from input");
@@ -184,16 +227,28 @@ function checkSimple(
   if (name === "rm" || name === "rmdir" || name === "unlink") return checkRm(args, options, state);
   if (name === "find") return checkFind(args, options, state, depth);
   if (name === "dd" && args.some((a) => /^of=\/dev\/(?!null)/.test(a))) return deny("writes to a raw device");
-  if (name === "chmod" || name === "chown" || name === "chgrp" || name === "chattr" || name === "mv" || name === "ln" || name === "truncate" || name === "cp") {
+  if (
+    name === "chmod" ||
+    name === "chown" ||
+    name === "chgrp" ||
+    name === "chattr" ||
+    name === "mv" ||
+    name === "ln" ||
+    name === "truncate" ||
+    name === "cp"
+  ) {
     const targets = operands(args);
-    const bad = (name === "cp" || name === "ln" ? targets.slice(-1) : targets).find((t) => !isInsideWorkspace(t, options, state));
+    const bad = (name === "cp" || name === "ln" ? targets.slice(-1) : targets).find(
+      (t) => !isInsideWorkspace(t, options, state),
+    );
     if (bad) return deny(`${name} outside the workspace (${bad})`);
   }
   if (name === "kill" && ["-1", "1"].includes(args.filter((a) => a !== "--").at(-1) ?? ""))
     return deny("kills every process");
   if (PUBLISH.test(name) && args[0] === "publish") return deny("publishes a package");
   if ((name === "docker" || name === "podman") && args[0] === "push") return deny("pushes an image");
-  if ((name === "nc" || name === "ncat" || name === "netcat") && args.some((a) => /^-[a-z]*[ec]/.test(a))) return deny("reverse shell");
+  if ((name === "nc" || name === "ncat" || name === "netcat") && args.some((a) => /^-[a-z]*[ec]/.test(a)))
+    return deny("reverse shell");
   if (name === "socat" && args.some((a) => /exec:|system:/i.test(a))) return deny("reverse shell");
   if (name === "git") return checkGit(args, options);
   return ALLOW;
@@ -218,13 +273,19 @@ function operands(args: string[]): string[] {
 const TMP_PREFIXES = ["/tmp/", "/var/tmp/"];
 
 /** Whether a path (as written in the command) stays inside the workspace or a temp dir. */
-function isInsideWorkspace(target: string, options: SafetyOptions, state: { cwdDepth: number; leftWorkspace: boolean }): boolean {
+function isInsideWorkspace(
+  target: string,
+  options: SafetyOptions,
+  state: { cwdDepth: number; leftWorkspace: boolean },
+): boolean {
   if (target.startsWith("~") || /^\$\{?HOME\b/.test(target)) return false;
   if (target.startsWith("$") || target.includes("$(…)")) return false;
   if (target.startsWith("/")) {
     const norm = path.posix.normalize(target);
     if (TMP_PREFIXES.some((p) => norm.startsWith(p))) return true;
-    return !!options.workspace && (norm === options.workspace || norm.startsWith(`${options.workspace.replace(/\/$/, "")}/`));
+    return (
+      !!options.workspace && (norm === options.workspace || norm.startsWith(`${options.workspace.replace(/\/$/, "")}/`))
+    );
   }
   if (state.leftWorkspace) return false;
   const norm = path.posix.normalize(target);
@@ -232,13 +293,21 @@ function isInsideWorkspace(target: string, options: SafetyOptions, state: { cwdD
   return !(norm === ".." || norm.startsWith("../")) || ups <= state.cwdDepth;
 }
 
-function isSafeWriteTarget(target: string, options: SafetyOptions, state: { cwdDepth: number; leftWorkspace: boolean }): boolean {
+function isSafeWriteTarget(
+  target: string,
+  options: SafetyOptions,
+  state: { cwdDepth: number; leftWorkspace: boolean },
+): boolean {
   if (/^\/dev\/(null|stdout|stderr|fd\/[12])$/.test(target)) return true;
   if (/^\d+$|^-$/.test(target)) return true; // `>&2`
   return isInsideWorkspace(target, options, state);
 }
 
-function trackCd(target: string | undefined, options: SafetyOptions, state: { cwdDepth: number; leftWorkspace: boolean }): SafetyVerdict {
+function trackCd(
+  target: string | undefined,
+  options: SafetyOptions,
+  state: { cwdDepth: number; leftWorkspace: boolean },
+): SafetyVerdict {
   if (!target || target === "-") return ALLOW;
   if (target.startsWith("/") && !isInsideWorkspace(target, options, state)) {
     state.leftWorkspace = true; // reading elsewhere is fine; destructive relative paths then are not
@@ -249,7 +318,9 @@ function trackCd(target: string | undefined, options: SafetyOptions, state: { cw
     return ALLOW;
   }
   if (target.startsWith("/")) {
-    state.cwdDepth = options.workspace ? path.posix.relative(options.workspace, target).split("/").filter(Boolean).length : 0;
+    state.cwdDepth = options.workspace
+      ? path.posix.relative(options.workspace, target).split("/").filter(Boolean).length
+      : 0;
     return ALLOW;
   }
   for (const seg of path.posix.normalize(target).split("/")) {
@@ -260,7 +331,11 @@ function trackCd(target: string | undefined, options: SafetyOptions, state: { cw
   return ALLOW;
 }
 
-function checkRm(args: string[], options: SafetyOptions, state: { cwdDepth: number; leftWorkspace: boolean }): SafetyVerdict {
+function checkRm(
+  args: string[],
+  options: SafetyOptions,
+  state: { cwdDepth: number; leftWorkspace: boolean },
+): SafetyVerdict {
   const recursive = args.some((a) => /^-[a-zA-Z]*[rR]/.test(a) || a === "--recursive");
   const targets = operands(args);
   for (const t of targets) {
@@ -274,8 +349,15 @@ function checkRm(args: string[], options: SafetyOptions, state: { cwdDepth: numb
   return ALLOW;
 }
 
-function checkFind(args: string[], options: SafetyOptions, state: { cwdDepth: number; leftWorkspace: boolean }, depth: number): SafetyVerdict {
-  const destructive = args.some((a) => a === "-delete") || args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && /(^|\/)(rm|shred|unlink|mv)$/.test(args[i + 1] ?? ""));
+function checkFind(
+  args: string[],
+  options: SafetyOptions,
+  state: { cwdDepth: number; leftWorkspace: boolean },
+  depth: number,
+): SafetyVerdict {
+  const destructive =
+    args.some((a) => a === "-delete") ||
+    args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && /(^|\/)(rm|shred|unlink|mv)$/.test(args[i + 1] ?? ""));
   const firstExpr = args.findIndex((a) => a.startsWith("-") || a === "(" || a === "!");
   const starts = firstExpr < 0 ? args : args.slice(0, firstExpr);
   if (destructive) {
@@ -304,14 +386,20 @@ function checkGit(args: string[], options: SafetyOptions): SafetyVerdict {
   let i = 0;
   while (i < args.length && (args[i] as string).startsWith("-")) {
     const a = args[i] as string;
-    if (a === "-c" && /^(core\.(sshCommand|hooksPath|fsmonitor|pager|editor)|credential|http\..*extraheader|alias\.)/i.test(args[i + 1] ?? ""))
+    if (
+      a === "-c" &&
+      /^(core\.(sshCommand|hooksPath|fsmonitor|pager|editor)|credential|http\..*extraheader|alias\.)/i.test(
+        args[i + 1] ?? "",
+      )
+    )
       return deny("overrides git's command hooks or credentials");
     i += GIT_GLOBAL_WITH_VALUE.has(a) ? 2 : 1;
   }
   const sub = args[i] ?? "";
   const rest = args.slice(i + 1);
   const has = (...flags: string[]) => rest.some((a) => flags.includes(a));
-  const cluster = (letter: string) => rest.some((a) => new RegExp(`^-[a-zA-Z]*${letter}`).test(a) && !a.startsWith("--"));
+  const cluster = (letter: string) =>
+    rest.some((a) => new RegExp(`^-[a-zA-Z]*${letter}`).test(a) && !a.startsWith("--"));
   switch (sub) {
     case "push":
       return checkPush(rest, options);
@@ -341,7 +429,9 @@ function checkGit(args: string[], options: SafetyOptions): SafetyVerdict {
     case "gc":
       return rest.some((a) => a.startsWith("--prune")) ? deny("prunes unreachable objects") : ALLOW;
     case "remote":
-      return ["add", "set-url", "rename", "remove", "rm"].includes(rest[0] ?? "") ? deny("changes the git remotes") : ALLOW;
+      return ["add", "set-url", "rename", "remove", "rm"].includes(rest[0] ?? "")
+        ? deny("changes the git remotes")
+        : ALLOW;
     case "config":
       return rest.some((a) => /credential|extraheader|url\..*insteadof|core\.(hooksPath|sshCommand)/i.test(a))
         ? deny("changes git credentials or hooks")

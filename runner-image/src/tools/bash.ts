@@ -37,7 +37,12 @@ export function runShell(
   opts: { cwd: string; env: Record<string, string>; timeoutMs: number; stdin?: string; signal?: AbortSignal },
 ): Promise<ShellResult> {
   return new Promise((resolve) => {
-    const child = spawn("bash", ["-c", command], { cwd: opts.cwd, env: opts.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("bash", ["-c", command], {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     const collect = (b: Buffer) => {

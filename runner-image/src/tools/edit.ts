@@ -30,6 +30,8 @@ export const Edit: Tool<typeof Input> = {
       ? text.split(input.old_string).join(input.new_string)
       : text.replace(input.old_string, () => input.new_string);
     await fs.writeFile(file, next);
-    return { content: `Edited ${display(ctx.workspace, file)} (${input.replace_all ? count : 1} replacement${count > 1 && input.replace_all ? "s" : ""})` };
+    return {
+      content: `Edited ${display(ctx.workspace, file)} (${input.replace_all ? count : 1} replacement${count > 1 && input.replace_all ? "s" : ""})`,
+    };
   },
 };

@@ -18,7 +18,10 @@ export const Glob: Tool<typeof Input> = {
   async run(input, ctx) {
     const dir = resolveInWorkspace(ctx.workspace, input.path ?? ".");
     const found: { file: string; mtime: number }[] = [];
-    for await (const rel of fs.glob(input.pattern, { cwd: dir, exclude: (f) => /(^|\/)(\.git|node_modules)$/.test(f) })) {
+    for await (const rel of fs.glob(input.pattern, {
+      cwd: dir,
+      exclude: (f) => /(^|\/)(\.git|node_modules)$/.test(f),
+    })) {
       const abs = path.join(dir, rel);
       const stat = await fs.stat(abs).catch(() => undefined);
       if (stat?.isFile()) found.push({ file: abs, mtime: stat.mtimeMs });

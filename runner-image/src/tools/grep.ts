@@ -22,7 +22,10 @@ const run = promisify(execFile);
 let rgAvailable: boolean | undefined;
 
 async function hasRipgrep(): Promise<boolean> {
-  rgAvailable ??= await run("rg", ["--version"]).then(() => true, () => false);
+  rgAvailable ??= await run("rg", ["--version"]).then(
+    () => true,
+    () => false,
+  );
   return rgAvailable;
 }
 
@@ -34,7 +37,9 @@ export const Grep: Tool<typeof Input> = {
     const target = display(ctx.workspace, resolveInWorkspace(ctx.workspace, input.path ?? "."));
     const root = await fs.realpath(ctx.workspace);
     const mode = input.output_mode ?? "files_with_matches";
-    const lines = (await hasRipgrep()) ? await ripgrep(input, root, target, mode) : await jsGrep(input, root, target, mode);
+    const lines = (await hasRipgrep())
+      ? await ripgrep(input, root, target, mode)
+      : await jsGrep(input, root, target, mode);
     const limited = input.head_limit ? lines.slice(0, input.head_limit) : lines;
     return { content: limited.length ? truncate(limited.join("\n")) : "No matches found" };
   },
@@ -75,7 +80,12 @@ async function jsGrep(input: Input, root: string, target: string, mode: string):
   const out: string[] = [];
   for (const abs of await walk(path.join(root, target))) {
     const file = path.relative(root, abs);
-    if (input.glob && !minimatch(path.basename(file), input.glob, { dot: true }) && !minimatch(file, input.glob, { dot: true })) continue;
+    if (
+      input.glob &&
+      !minimatch(path.basename(file), input.glob, { dot: true }) &&
+      !minimatch(file, input.glob, { dot: true })
+    )
+      continue;
     const text = await fs.readFile(abs, "utf8").catch(() => "");
     if (text.includes("\u0000")) continue;
     const matches = text.split("\n").flatMap((line, i) => (re.test(line) ? [`${file}:${i + 1}:${line}`] : []));

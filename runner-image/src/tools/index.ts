@@ -14,11 +14,19 @@ export const READ_ONLY_TOOLS: Tool[] = [Read, Glob, Grep] as Tool[];
 export function toolParam(tool: Pick<Tool, "name" | "description" | "schema">) {
   const schema = z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>;
   delete schema.$schema;
-  return { name: tool.name, description: tool.description, input_schema: schema as { type: "object"; [k: string]: unknown } };
+  return {
+    name: tool.name,
+    description: tool.description,
+    input_schema: schema as { type: "object"; [k: string]: unknown },
+  };
 }
 
 /** The environment tools run with: built from an allowlist, never inherited, so no credential reaches them. */
-export function toolEnv(base: Record<string, string | undefined>, workspace: string, extra: Record<string, string> = {}): Record<string, string> {
+export function toolEnv(
+  base: Record<string, string | undefined>,
+  workspace: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const env: Record<string, string> = {
     PATH: base.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: base.HOME ?? "/home/runner",

@@ -15,7 +15,8 @@ export function resolveInWorkspace(workspace: string, file: string): string {
   const target = path.resolve(root, file.startsWith(workspace) ? path.relative(workspace, file) : file);
   const real = realpathOfExisting(target);
   const rel = path.relative(root, real);
-  if (rel.startsWith("..") || path.isAbsolute(rel)) throw new ToolError(`${file} is outside the workspace ${workspace}`);
+  if (rel.startsWith("..") || path.isAbsolute(rel))
+    throw new ToolError(`${file} is outside the workspace ${workspace}`);
   if (DENIED.some((p) => p.test(rel))) throw new ToolError(`${file} is not accessible to tools`);
   return real;
 }

@@ -23,7 +23,9 @@ export const Read: Tool<typeof Input> = {
     const lines = text.split("\n");
     const start = (input.offset ?? 1) - 1;
     const slice = lines.slice(start, start + (input.limit ?? 2000));
-    const numbered = slice.map((line, i) => `${String(start + i + 1).padStart(6)}\t${line.length > 2000 ? `${line.slice(0, 2000)}…` : line}`);
+    const numbered = slice.map(
+      (line, i) => `${String(start + i + 1).padStart(6)}\t${line.length > 2000 ? `${line.slice(0, 2000)}…` : line}`,
+    );
     if (!text) return { content: "(empty file)" };
     return { content: truncate(numbered.join("\n")) };
   },

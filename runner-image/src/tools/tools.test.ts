@@ -47,8 +47,12 @@ describe("Read / Write / Edit", () => {
   it("edits by exact, unique replacement", async () => {
     await Edit.run({ file_path: "src/add.js", old_string: "a - b", new_string: "a + b" }, ctx);
     expect(await fs.readFile(path.join(ws, "src/add.js"), "utf8")).toContain("return a + b;");
-    await expect(Edit.run({ file_path: "src/add.js", old_string: "nope", new_string: "x" }, ctx)).rejects.toThrow(/not found/);
-    await expect(Edit.run({ file_path: "src/dup.txt", old_string: "x", new_string: "y" }, ctx)).rejects.toThrow(/2 times/);
+    await expect(Edit.run({ file_path: "src/add.js", old_string: "nope", new_string: "x" }, ctx)).rejects.toThrow(
+      /not found/,
+    );
+    await expect(Edit.run({ file_path: "src/dup.txt", old_string: "x", new_string: "y" }, ctx)).rejects.toThrow(
+      /2 times/,
+    );
     await Edit.run({ file_path: "src/dup.txt", old_string: "x", new_string: "$&y", replace_all: true }, ctx);
     expect(await fs.readFile(path.join(ws, "src/dup.txt"), "utf8")).toBe("$&y\n$&y\n");
   });
@@ -73,7 +77,7 @@ describe("Glob / Grep", () => {
 describe("Bash", () => {
   it("runs in the workspace with a scrubbed environment", async () => {
     process.env.AF_TEST_SECRET_TOKEN = "should-not-leak-123";
-    const out = await Bash.run({ command: "pwd; echo \"[$AF_TEST_SECRET_TOKEN]\"; env | wc -l" }, ctx);
+    const out = await Bash.run({ command: 'pwd; echo "[$AF_TEST_SECRET_TOKEN]"; env | wc -l' }, ctx);
     expect(out.content).toContain(await fs.realpath(ws));
     expect(out.content).toContain("[]");
     expect(out.content).not.toContain("should-not-leak");

@@ -1,0 +1,62 @@
+import Anthropic from "@anthropic-ai/sdk";
+import type { Message, MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
+
+/** The one call the loop makes; any provider's client fits. */
+export interface ModelClient {
+  create(params: MessageCreateParamsNonStreaming): Promise<Message>;
+}
+
+export interface ProviderConfig {
+  provider: "anthropic" | "bedrock" | "vertex";
+  apiKey?: string;
+  authToken?: string;
+  baseUrl?: string;
+  awsRegion?: string;
+  awsAccessKeyId?: string;
+  awsSecretAccessKey?: string;
+  awsSessionToken?: string;
+  vertexRegion?: string;
+  vertexProject?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Builds the client for the configured provider. `anthropic` covers any Anthropic-compatible base URL
+ * (OpenRouter's `/api`, a LiteLLM or local gateway). The SDKs' own retries are off: the loop retries,
+ * so attempts are counted and bounded in one place. Bedrock and Vertex are loaded only when chosen.
+ */
+export async function createModelClient(cfg: ProviderConfig): Promise<ModelClient> {
+  const common = { maxRetries: 0, timeout: cfg.timeoutMs ?? 600_000 };
+  if (cfg.provider === "bedrock") {
+    const { default: AnthropicBedrock } = await import("@anthropic-ai/bedrock-sdk");
+    const creds =
+      cfg.awsAccessKeyId && cfg.awsSecretAccessKey
+        ? {
+            awsAccessKey: cfg.awsAccessKeyId,
+            awsSecretKey: cfg.awsSecretAccessKey,
+            awsSessionToken: cfg.awsSessionToken ?? null,
+          }
+        : {};
+    type BedrockOptions = ConstructorParameters<typeof AnthropicBedrock>[0];
+    const options = { ...common, awsRegion: cfg.awsRegion, ...creds, ...(cfg.baseUrl ? { baseURL: cfg.baseUrl } : {}) };
+    const client = new AnthropicBedrock(options as unknown as BedrockOptions);
+    return { create: (p) => client.messages.create(p) as Promise<Message> };
+  }
+  if (cfg.provider === "vertex") {
+    const { default: AnthropicVertex } = await import("@anthropic-ai/vertex-sdk");
+    const client = new AnthropicVertex({
+      ...common,
+      region: cfg.vertexRegion,
+      projectId: cfg.vertexProject,
+      ...(cfg.baseUrl ? { baseURL: cfg.baseUrl } : {}),
+    });
+    return { create: (p) => client.messages.create(p) as Promise<Message> };
+  }
+  const client = new Anthropic({
+    ...common,
+    apiKey: cfg.apiKey ?? null,
+    authToken: cfg.authToken ?? null,
+    ...(cfg.baseUrl ? { baseURL: cfg.baseUrl } : {}),
+  });
+  return { create: (p) => client.messages.create(p) };
+}

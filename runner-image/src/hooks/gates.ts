@@ -1,0 +1,100 @@
+import { execFileSync } from "node:child_process";
+import { runShell } from "../tools/bash.ts";
+import { truncate } from "../tools/types.ts";
+import type { Gate, HookInput } from "./engine.ts";
+import { checkCommand, type SafetyOptions } from "./safety.ts";
+
+/** PreToolUse Bash: the safety gate over the command. */
+export function safetyGate(
+  options: Omit<SafetyOptions, "currentBranch"> & { currentBranch?: () => string | undefined },
+): Gate {
+  return {
+    name: "safety",
+    event: "PreToolUse",
+    matcher: "Bash",
+    check(input) {
+      const command = commandOf(input);
+      const currentBranch = /\bpush\b/.test(command) ? options.currentBranch?.() : undefined;
+      const verdict = checkCommand(command, { workspace: options.workspace, branch: options.branch, currentBranch });
+      return verdict.allowed
+        ? { block: false }
+        : { block: true, reason: `Blocked by the AgentFactory safety gate: ${verdict.reason}. Command: ${command}` };
+    },
+  };
+}
+
+const CREDENTIAL_PATH =
+  /(^|\/)(\.ssh|\.aws|\.gnupg|\.docker|\.kube|\.config\/gh|\.config\/gcloud)(\/|$)|(^|\/)(\.netrc|\.git-credentials|\.npmrc|\.pypirc)$|^\/(proc|sys|dev|var\/run\/secrets|run\/secrets)(\/|$)|^\/etc\/(shadow|gshadow|sudoers)/;
+
+/** PreToolUse for the file tools: the path must stay in the workspace and not be a credential file. */
+export function pathGate(workspace: string): Gate {
+  return {
+    name: "paths",
+    event: "PreToolUse",
+    matcher: "Read|Write|Edit|MultiEdit|Glob|Grep|NotebookEdit",
+    check(input) {
+      const ti = (input.tool_input ?? {}) as Record<string, unknown>;
+      const target = String(ti.file_path ?? ti.path ?? ti.notebook_path ?? "");
+      if (!target) return { block: false };
+      const abs = target.startsWith("/") ? target : `${workspace.replace(/\/$/, "")}/${target}`;
+      const norm = normalize(abs);
+      if (CREDENTIAL_PATH.test(norm))
+        return { block: true, reason: `Blocked: ${target} is a credential or system path` };
+      const root = workspace.replace(/\/$/, "");
+      if (norm !== root && !norm.startsWith(`${root}/`))
+        return { block: true, reason: `Blocked: ${target} is outside the workspace ${workspace}` };
+      return { block: false };
+    },
+  };
+}
+
+/**
+ * Stop: the repository's tests must pass. Blocks with the tail of the test output; the loop bounds how
+ * many times (after N blocked stops the stage fails with that output).
+ */
+export function testsGate(options: {
+  command: string | undefined;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+}): Gate {
+  return {
+    name: "tests",
+    event: "Stop",
+    async check() {
+      if (!options.command) return { block: false, context: "no test command configured or detected" };
+      const r = await runShell(options.command, { cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs });
+      if (r.code === 0 && !r.timedOut) return { block: false, context: `tests passed: ${options.command}` };
+      const status = r.timedOut ? `timed out after ${options.timeoutMs} ms` : `exited with ${r.code}`;
+      return {
+        block: true,
+        reason: `The tests must pass before you finish. \`${options.command}\` ${status}:\n${truncate(r.output, 8000)}`,
+      };
+    },
+  };
+}
+
+function commandOf(input: HookInput): string {
+  const ti = (input.tool_input ?? {}) as Record<string, unknown>;
+  return typeof ti.command === "string" ? ti.command : "";
+}
+
+function normalize(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "..") out.pop();
+    else if (seg && seg !== ".") out.push(seg);
+  }
+  return `/${out.join("/")}`;
+}
+
+/** The branch checked out in `dir`, or undefined outside a repository. */
+export function gitCurrentBranch(dir: string): string | undefined {
+  try {
+    return execFileSync("git", ["rev-parse", "--abbrev-ref", "HEAD"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,91 @@
+import { createModelClient } from "./agent/client.ts";
+import { loadConfig, type RunnerConfig } from "./config.ts";
+import { Forge } from "./forge.ts";
+import { hookCli } from "./hook-cli.ts";
+import { createRedactor } from "./hooks/redact.ts";
+import { createLogger } from "./log.ts";
+import { writeResult } from "./result.ts";
+import { unsealEnvironment } from "./seal.ts";
+import type { StageDeps, StageOutput } from "./stages/common.ts";
+import { remediate } from "./stages/remediate.ts";
+import { review } from "./stages/review.ts";
+import { triage } from "./stages/triage.ts";
+import { write } from "./stages/write.ts";
+
+const STAGES = { triage, write, review, remediate } as const;
+
+/**
+ * The runner's entrypoint: `node runner.mjs` runs the stage named by AGENTFACTORY_STAGE and writes
+ * its result to the termination log; `node runner.mjs hook <gate>` is the standalone hook command.
+ */
+async function main(): Promise<number> {
+  if (process.argv[2] === "hook") return hookCli(process.argv.slice(3));
+  const env = unsealEnvironment();
+  let config: RunnerConfig;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2; // no valid result: the operator treats the pod as an infrastructure failure
+  }
+  const redact = createRedactor(config.secrets);
+  const log = createLogger(
+    { run: config.run, stage: config.stage, attempt: config.attempt, requestId: config.requestId },
+    redact,
+  );
+  const started = Date.now();
+  let result: StageOutput;
+  try {
+    const deps: StageDeps = {
+      config,
+      client: await createModelClient({
+        provider: config.provider,
+        apiKey: config.anthropic.apiKey,
+        authToken: config.anthropic.authToken,
+        baseUrl: config.anthropic.baseUrl,
+        awsRegion: config.anthropic.awsRegion,
+        awsAccessKeyId: env.AWS_ACCESS_KEY_ID,
+        awsSecretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        awsSessionToken: env.AWS_SESSION_TOKEN,
+        vertexRegion: config.anthropic.vertexRegion,
+        vertexProject: config.anthropic.vertexProject,
+      }),
+      forge: new Forge({ apiUrl: config.github.apiUrl, token: config.github.token, repo: config.ticket.repo }),
+      redact,
+      log,
+      baseEnv: env,
+    };
+    log("stage start", {
+      model: config.model,
+      provider: config.provider,
+      budgetUsd: config.budgetUsd,
+      maxTurns: config.maxTurns,
+    });
+    result = await STAGES[config.stage](deps);
+  } catch (err) {
+    const message = redact(err instanceof Error ? err.message : String(err));
+    log("stage error", { error: message });
+    result = {
+      stage: config.stage,
+      outcome: "failed",
+      model: config.model,
+      summary: `runner error: ${message}`,
+      durationMs: Date.now() - started,
+    };
+  }
+  log("stage end", {
+    outcome: result.outcome,
+    costUsd: result.costUsd,
+    turns: result.turns,
+    summary: redact(String(result.summary ?? "")).slice(0, 300),
+  });
+  return writeResult(config.terminationLog, { ...result, summary: redact(String(result.summary ?? "")) });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,153 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { z } from "zod";
+import type { StageResultInput } from "../../../core/result.ts";
+import type { ModelClient } from "../agent/client.ts";
+import { type FinalTool, type LoopResult, runLoop } from "../agent/loop.ts";
+import { toTokens } from "../agent/usage.ts";
+import type { RunnerConfig } from "../config.ts";
+import type { Forge } from "../forge.ts";
+import { Git } from "../git.ts";
+import { type Gate, HookEngine } from "../hooks/engine.ts";
+import type { Redactor } from "../hooks/redact.ts";
+import { loadRepoHooks } from "../hooks/settings.ts";
+import type { Logger } from "../log.ts";
+import { toolEnv } from "../tools/index.ts";
+import type { Tool } from "../tools/types.ts";
+
+/** Everything a stage needs from the outside, so tests can hand in their own. */
+export interface StageDeps {
+  config: RunnerConfig;
+  client: ModelClient;
+  forge: Forge;
+  redact: Redactor;
+  log: Logger;
+  /** The runner's own environment (PATH, HOME…), from which the tools' scrubbed one is built. */
+  baseEnv: Record<string, string | undefined>;
+}
+
+export type StageOutput = StageResultInput;
+
+/** Where the repository is checked out: `<workspace>/repo`. */
+export function repoDir(config: RunnerConfig): string {
+  return path.join(config.workspace, "repo");
+}
+
+export function newGit(deps: StageDeps, cwd: string): Git {
+  return new Git({
+    cwd,
+    serverUrl: deps.config.github.serverUrl,
+    token: deps.config.github.token,
+    redact: deps.redact,
+    path: deps.baseEnv.PATH,
+    home: deps.config.home,
+  });
+}
+
+/** Clones `branch` of the ticket's repository into the workspace (reusing a checkout left by a re-run). */
+export async function checkout(deps: StageDeps, branch: string): Promise<Git> {
+  const dir = repoDir(deps.config);
+  const git = newGit(deps, dir);
+  if (fs.existsSync(path.join(dir, ".git"))) {
+    await git.run(["fetch", "--quiet", "origin"]);
+    await git.run(["checkout", "--quiet", "-B", branch, `origin/${branch}`]);
+  } else {
+    fs.mkdirSync(deps.config.workspace, { recursive: true });
+    await git.clone(deps.config.ticket.repo, dir, branch);
+  }
+  return git;
+}
+
+/** Reads a repository file for the prompt (bounded), or undefined when absent. */
+export function repoFile(dir: string, rel: string, max = 12_000): string | undefined {
+  const file = path.join(dir, rel);
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return undefined;
+  const text = fs.readFileSync(file, "utf8");
+  return text.length > max ? `${text.slice(0, max)}\n… (truncated)` : text;
+}
+
+/** The repository's guidance files, each delimited, for the prompt. */
+export function guidance(dir: string): string {
+  const files = ["CLAUDE.md", "ARCHITECTURE.md", ".claude/rules/patterns.md", ".claude/rules/anti-patterns.md"];
+  const parts = files.flatMap((f) => {
+    const text = repoFile(dir, f);
+    return text === undefined ? [] : [`<file path="${f}">\n${text}\n</file>`];
+  });
+  return parts.length ? parts.join("\n\n") : "(the repository has no CLAUDE.md, ARCHITECTURE.md or learned rules)";
+}
+
+/** Untrusted text, fenced so it cannot close its own delimiter. */
+export function asData(tag: string, text: string): string {
+  return `<${tag}>\n${text.replaceAll(`</${tag}>`, `<\\/${tag}>`)}\n</${tag}>`;
+}
+
+export interface SessionOptions<S extends z.ZodType> {
+  system: string;
+  prompt: string;
+  tools: Tool[];
+  gates: Gate[];
+  cwd: string;
+  finalTool?: FinalTool<S>;
+}
+
+/** Runs the agent loop for a stage with the configured caps, hooks and scrubbed tool environment. */
+export async function runSession<S extends z.ZodType>(
+  deps: StageDeps,
+  opts: SessionOptions<S>,
+): Promise<LoopResult<z.infer<S>>> {
+  const { config } = deps;
+  const env = toolEnv(deps.baseEnv, opts.cwd);
+  const transcriptPath = path.join(config.workspace, `.transcript-${config.stage}-${config.attempt}.jsonl`);
+  const hooks = new HookEngine({
+    gates: opts.gates,
+    repoHooks: loadRepoHooks(opts.cwd, (m) => deps.log("hooks", { warning: m })),
+    cwd: opts.cwd,
+    env,
+    redact: deps.redact,
+    sessionId: `${config.run}-${config.stage}-${config.attempt}`,
+    transcriptPath,
+    log: deps.log,
+  });
+  return runLoop({
+    client: deps.client,
+    model: config.model,
+    system: opts.system,
+    tools: opts.tools,
+    toolContext: { workspace: opts.cwd, env, bashTimeoutMs: config.bashTimeoutMs },
+    hooks,
+    redact: deps.redact,
+    prompt: opts.prompt,
+    maxTurns: config.maxTurns,
+    budgetUsd: config.budgetUsd,
+    maxTokens: config.maxTokens,
+    cacheTtl: config.cacheTtl,
+    prices: config.prices,
+    retry: { maxRetries: config.maxRetries, baseMs: config.retryBaseMs },
+    maxStopBlocks: config.maxStopBlocks,
+    finalTool: opts.finalTool,
+    transcriptPath,
+    log: deps.log,
+  });
+}
+
+/** The common fields of a result from a loop's accounting. */
+export function accounting(config: RunnerConfig, loop: LoopResult | undefined, startedAt: number) {
+  return {
+    stage: config.stage,
+    model: config.model,
+    usage: loop ? toTokens(loop.usage) : undefined,
+    costUsd: loop?.costUsd ?? 0,
+    turns: loop?.turns ?? 0,
+    durationMs: Math.max(0, Math.round(Date.now() - startedAt)),
+  };
+}
+
+/** A failed result with a readable reason. */
+export function failed(
+  config: RunnerConfig,
+  loop: LoopResult | undefined,
+  startedAt: number,
+  summary: string,
+): StageOutput {
+  return { ...accounting(config, loop, startedAt), outcome: "failed", summary };
+}

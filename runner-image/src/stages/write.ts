@@ -1,0 +1,126 @@
+import fs from "node:fs";
+import { branchName } from "../../../core/names.ts";
+import { toTokens } from "../agent/usage.ts";
+import type { Git } from "../git.ts";
+import { gitCurrentBranch, pathGate, safetyGate, testsGate } from "../hooks/gates.ts";
+import { prBody } from "../pr-body.ts";
+import { detectTestCommand } from "../tests-command.ts";
+import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
+import {
+  accounting,
+  asData,
+  failed,
+  guidance,
+  newGit,
+  repoDir,
+  runSession,
+  type StageDeps,
+  type StageOutput,
+} from "./common.ts";
+import { writeSystem } from "./prompts.ts";
+
+/** `feat(agent): <title>` with trailers naming the work item, the request and the run. */
+export function commitMessage(deps: StageDeps, subject: string): string {
+  const { ticket, requestId, run } = deps.config;
+  return [
+    subject,
+    "",
+    `Work-Item: ${ticket.workItem}`,
+    ...(ticket.number > 0 ? [`Refs: #${ticket.number}`] : []),
+    `Request-Id: ${requestId || "-"}`,
+    `AgentFactory-Run: ${run}`,
+  ].join("\n");
+}
+
+/**
+ * Clones the repository and puts HEAD on the agent branch: the pushed branch when a previous attempt
+ * got that far (its work is kept, never deleted), else a new branch from the base.
+ */
+export async function prepareBranch(deps: StageDeps, base: string, branch: string): Promise<Git> {
+  const dir = repoDir(deps.config);
+  const git = newGit(deps, dir);
+  if (!fs.existsSync(`${dir}/.git`)) {
+    fs.mkdirSync(deps.config.workspace, { recursive: true });
+    await git.clone(deps.config.ticket.repo, dir, base);
+  }
+  await git.run(["fetch", "--quiet", "origin"]);
+  if (await git.remoteBranchExists(branch)) await git.run(["checkout", "--quiet", "-B", branch, `origin/${branch}`]);
+  else await git.run(["checkout", "--quiet", "-B", branch, `origin/${base}`]);
+  return git;
+}
+
+export function writePrompt(deps: StageDeps, repoGuidance: string, testCommand: string | undefined): string {
+  const { ticket, context } = deps.config;
+  const spec = context.triageSpec
+    ? `The triage spec (plan and acceptance criteria):\n${asData("spec", context.triageSpec)}`
+    : "There is no triage spec: work from the ticket.";
+  const replies = context.clarifications.map((c) => `${c.author}: ${c.body}`).join("\n---\n");
+  return [
+    `Implement this ticket in ${ticket.repo}.`,
+    asData("ticket", `Title: ${ticket.title}\n\n${ticket.body || "(no description)"}`),
+    replies ? asData("clarifications", replies) : "",
+    spec,
+    testCommand
+      ? `The test command is \`${testCommand}\`.`
+      : "No test command was found; add tests the repository's tooling can run.",
+    `The repository's guidance:\n${repoGuidance}`,
+  ]
+    .filter(Boolean)
+    .join("\n\n");
+}
+
+/** Write: implement on `agent/<n>-<slug>`, tests must pass, commit, push, open (or reuse) the draft PR. */
+export async function write(deps: StageDeps): Promise<StageOutput> {
+  const started = Date.now();
+  const { config, forge } = deps;
+  const { ticket } = config;
+  const base = config.baseBranch ?? (await forge.defaultBranch());
+  const branch = branchName(ticket);
+  const git = await prepareBranch(deps, base, branch);
+  const dir = repoDir(config);
+  const testCommand = detectTestCommand(dir, config.testCommand);
+  const env = toolEnv(deps.baseEnv, dir);
+
+  const loop = await runSession(deps, {
+    system: writeSystem(),
+    prompt: writePrompt(deps, guidance(dir), testCommand),
+    tools: ALL_TOOLS,
+    gates: [
+      safetyGate({ workspace: dir, branch, currentBranch: () => gitCurrentBranch(dir) }),
+      pathGate(dir),
+      testsGate({ command: testCommand, cwd: dir, env, timeoutMs: config.testTimeoutMs }),
+    ],
+    cwd: dir,
+  });
+  if (loop.status !== "completed")
+    return failed(config, loop, started, `write did not finish (${loop.status}): ${loop.message}`);
+
+  await git.commitAll(commitMessage(deps, `feat(agent): ${ticket.title}`));
+  const changed = await git.changedFiles(`origin/${base}`);
+  if (!changed.length) return failed(config, loop, started, "the agent produced no changes");
+  await git.push(branch);
+  const headSha = await git.head();
+
+  const stats = [
+    {
+      stage: "write",
+      attempt: config.attempt,
+      model: config.model,
+      costUsd: loop.costUsd,
+      tokens: toTokens(loop.usage),
+      turns: loop.turns,
+      durationMs: Date.now() - started,
+      outcome: "Succeeded",
+    },
+  ];
+  const body = prBody({ ticket, summary: loop.text, requestId: config.requestId, run: config.run, stats });
+  const pr = await forge.openDraftPull({ title: ticket.title, head: branch, base, body });
+  if (pr.reused) await forge.updatePullBody(pr.number, body);
+  deps.log("draft PR", { number: pr.number, reused: pr.reused, changed: changed.length });
+  return {
+    ...accounting(config, loop, started),
+    outcome: "succeeded",
+    summary: loop.text.slice(0, 1000),
+    write: { prNumber: pr.number, prUrl: pr.url, branch, headSha },
+  };
+}

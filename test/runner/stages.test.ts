@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ModelSim, startModelSim, text, toolUse, turn } from "../world/anthropic/index.ts";
+import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
+import { CALC_FILES, runRunner, ticketFor } from "./harness.ts";
+
+const REPO = "acme/calc";
+const TITLE = "add() returns the wrong result";
+let gh: GitHubSim;
+let model: ModelSim;
+
+const clearVerdict = {
+  verdict: "clear",
+  summary: "add(a, b) must return the sum.",
+  plan: ["Fix the operator in src/add.js", "Keep the existing test"],
+  acceptanceCriteria: ["add(2, 3) returns 5", "npm test passes"],
+  filesToChange: ["src/add.js"],
+  riskTier: "low",
+};
+
+beforeAll(async () => {
+  gh = await startGitHubSim();
+  await gh.createRepo(REPO, CALC_FILES);
+  gh.createIssue(REPO, {
+    title: TITLE,
+    body: "add(2, 3) gives -1. It should add.",
+    user: "alice",
+    labels: ["ai-agent"],
+  });
+  gh.createIssue(REPO, { title: "Make it faster", body: "Improve performance.", user: "alice", labels: ["ai-agent"] });
+  model = await startModelSim({
+    scenario: {
+      triage: [
+        (req) => {
+          const first = JSON.stringify(req.messages[0]);
+          if (first.includes("Make it faster"))
+            return turn(
+              toolUse("triage_verdict", {
+                verdict: "unclear",
+                summary: "Make something faster.",
+                question: "Which operation is too slow, and how fast should it be?",
+                defaultAssumption: "Speed up add() for large arrays of numbers.",
+                why: "The library has several entry points with different costs.",
+              }),
+            );
+          return turn(text("Let me look."), toolUse("Read", { file_path: "src/add.js" }));
+        },
+        turn(toolUse("triage_verdict", clearVerdict)),
+      ],
+      write: [
+        turn(toolUse("Read", { file_path: "src/add.js" })),
+        turn(toolUse("Edit", { file_path: "src/add.js", old_string: "return a - b;", new_string: "return a + b;" })),
+        turn(toolUse("Bash", { command: "npm test 2>&1 | tail -5" })),
+        turn(text("Fixed add() to return the sum of its arguments; the existing test now passes.")),
+      ],
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await model?.stop();
+  await gh?.stop();
+});
+
+const baseEnv = (stage: string, number: number, title: string, body: string, extra: Record<string, string> = {}) => ({
+  AGENTFACTORY_STAGE: stage,
+  AGENTFACTORY_RUN: `calc-${number}-abcd1234`,
+  AGENTFACTORY_TICKET: JSON.stringify(ticketFor(REPO, number, title, body)),
+  AGENTFACTORY_MODEL: "claude-sonnet-4-6",
+  AGENTFACTORY_BUDGET_USD: "1",
+  GITHUB_API_URL: gh.apiUrl,
+  GITHUB_SERVER_URL: gh.serverUrl,
+  GITHUB_TOKEN: gh.mintToken(REPO),
+  ANTHROPIC_API_KEY: "sk-ant-test-key-0123456789abcdef",
+  ANTHROPIC_BASE_URL: model.url,
+  ...extra,
+});
+
+describe("triage", () => {
+  it("clear: posts one spec comment, returns the spec, and is idempotent on re-run", async () => {
+    const env = baseEnv("triage", 1, TITLE, "add(2, 3) gives -1. It should add.");
+    const run = await runRunner(env);
+    expect(run.stderr).not.toContain("sk-ant-test-key");
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.result).toMatchObject({
+      stage: "triage",
+      outcome: "succeeded",
+      triage: { verdict: "clear", riskTier: "low" },
+      turns: 2,
+    });
+    expect(run.result?.summary).toContain("add(2, 3) returns 5");
+    expect(run.result?.costUsd).toBeGreaterThan(0);
+    const again = await runRunner(env);
+    expect(again.code).toBe(0);
+    const specs = gh.comments(REPO, 1).filter((c) => c.body.includes("stage=triage"));
+    expect(specs).toHaveLength(1);
+    expect(specs[0]?.body).toContain("**Acceptance criteria**");
+    expect(gh.labels(REPO, 1)).not.toContain("needs-clarification");
+  });
+
+  it("unclear: asks one question with the default assumption and labels the issue", async () => {
+    const run = await runRunner(baseEnv("triage", 2, "Make it faster", "Improve performance."));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.result?.triage).toMatchObject({
+      verdict: "unclear",
+      question: expect.stringContaining("Which operation"),
+    });
+    const comments = gh.comments(REPO, 2);
+    expect(comments).toHaveLength(1);
+    expect(comments[0]?.body).toMatch(/\*\*Question:\*\* Which operation/);
+    expect(comments[0]?.body).toMatch(/I will assume:\*\* Speed up add\(\)/);
+    expect(gh.labels(REPO, 2)).toContain("needs-clarification");
+  });
+});
+
+describe("write", () => {
+  it("fixes the bug, passes the test gate, pushes agent/1-… and opens a draft PR with stats", async () => {
+    const env = baseEnv("write", 1, TITLE, "add(2, 3) gives -1.", {
+      AGENTFACTORY_CONTEXT: JSON.stringify({ clarifications: [], triageSpec: "Fix the operator in src/add.js" }),
+    });
+    const run = await runRunner(env);
+    expect(run.code, run.stderr).toBe(0);
+    const branch = "agent/1-add-returns-the-wrong-result";
+    expect(run.result).toMatchObject({
+      stage: "write",
+      outcome: "succeeded",
+      turns: 4,
+      write: { branch, prNumber: expect.any(Number) },
+    });
+    expect(await gh.readFile(REPO, branch, "src/add.js")).toContain("return a + b;");
+    expect(await gh.branchSha(REPO, branch)).toBe(run.result?.write?.headSha);
+    const pulls = await gh.pulls(REPO);
+    expect(pulls).toHaveLength(1);
+    const pr = pulls[0]!;
+    expect(pr.draft).toBe(true);
+    expect(pr.body).toContain("Closes #1");
+    expect(pr.body).toMatch(/\| Write \| 1 \| `claude-sonnet-4-6` \| \$0\.\d{4} \|/);
+    expect(pr.body).not.toMatch(/\| Plan \|/);
+    expect(pr.body).not.toContain("sk-ant-test-key");
+
+    // A re-run after a crash reuses the branch and the open PR instead of failing on the duplicate.
+    const again = await runRunner(env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.result?.write?.prNumber).toBe(pr.number);
+    expect(await gh.pulls(REPO)).toHaveLength(1);
+  });
+});
