@@ -4,9 +4,9 @@
 // answers 202 without verifying or publishing. Prints `port=<n>` once listening.
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { createApp } from "../gateway/app.ts";
+import { limitBody } from "../gateway/body-limit.ts";
 import type { ForgePermissions } from "../gateway/forge.ts";
 import { createLogger } from "../gateway/log.ts";
 import { natsPublisher } from "../gateway/publisher.ts";
@@ -35,17 +35,32 @@ if (mode === "verified") {
 } else {
   const app = new Hono();
   app.use(requestId());
-  app.post("/webhooks/github", bodyLimit({ maxSize: 1 << 20 }), async (c) => {
+  app.post("/webhooks/github", limitBody(1 << 20), async (c) => {
     await c.req.text();
     return c.json({ id: `github:${c.req.header("x-github-delivery")}` }, 202);
   });
   fetchHandler = app.fetch;
 }
 
-const server = serve({ fetch: fetchHandler, port: 0, hostname: "127.0.0.1" }, (info) => {
+// CPU time per request, robust against other load on the machine: reported on SIGTERM.
+let served = 0;
+let cpuAtReset = process.cpuUsage();
+const counted = (req: Request) => {
+  if (req.headers.get("x-bench-reset")) {
+    served = 0;
+    cpuAtReset = process.cpuUsage();
+    return new Response("reset");
+  }
+  served++;
+  return fetchHandler(req);
+};
+
+const server = serve({ fetch: counted, port: 0, hostname: "127.0.0.1" }, (info) => {
   process.stdout.write(`port=${info.port}\n`);
 });
 process.on("SIGTERM", () => {
+  const cpu = process.cpuUsage(cpuAtReset);
+  process.stdout.write(`served=${served} cpu_us=${cpu.user + cpu.system}\n`);
   server.close();
   void (publisher?.close() ?? Promise.resolve()).then(() => process.exit(0));
 });

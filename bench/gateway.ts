@@ -32,27 +32,46 @@ function payload(): string {
 async function startServer(mode: "verified" | "bare", natsUrl: string): Promise<{ port: number; proc: ChildProcess }> {
   const file = fileURLToPath(new URL("./gateway-server.ts", import.meta.url));
   const proc = spawn(process.execPath, ["--import", "tsx", file, mode], {
-    env: { ...process.env, NATS_URL: natsUrl, GITHUB_WEBHOOK_SECRET: SECRET, LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      NATS_URL: natsUrl,
+      GITHUB_WEBHOOK_SECRET: SECRET,
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+    },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  // The server logs a JSON line per request to stdout, read here as a log collector would.
   let out = "";
-  for await (const chunk of proc.stdout ?? []) {
-    out += String(chunk);
-    const match = /port=(\d+)/.exec(out);
-    if (match) {
-      // Keep draining (the server logs to stdout).
-      proc.stdout?.resume();
-      return { port: Number(match[1]), proc };
-    }
-  }
-  throw new Error(`gateway-server (${mode}) exited before listening: ${out}`);
+  const port = await new Promise<number>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      out += String(chunk);
+      const match = /port=(\d+)/.exec(out);
+      if (match) {
+        proc.stdout?.off("data", onData);
+        proc.stdout?.resume();
+        resolve(Number(match[1]));
+      } else if (out.length > 1 << 20) out = out.slice(-4096);
+    };
+    proc.stdout?.on("data", onData);
+    proc.once("exit", (code) => reject(new Error(`gateway-server (${mode}) exited with ${code}: ${out}`)));
+  });
+  return { port, proc };
 }
 
-async function stopServer(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return;
+/** Stops the server; answers its CPU time per request (µs) since the last reset. */
+async function stopServer(proc: ChildProcess): Promise<number> {
+  let out = "";
+  proc.stdout?.on("data", (chunk) => {
+    out = (out + String(chunk)).slice(-4096);
+  });
   proc.kill("SIGTERM");
   await once(proc, "exit");
+  const match = /served=(\d+) cpu_us=(\d+)/.exec(out);
+  return match ? Number(match[2]) / Math.max(1, Number(match[1])) : Number.NaN;
 }
+
+const resetCounters = (port: number) =>
+  fetch(`http://127.0.0.1:${port}/`, { method: "POST", headers: { "x-bench-reset": "1" } });
 
 interface Figures {
   rps: number;
@@ -102,8 +121,9 @@ const body = payload();
 try {
   const verified = await startServer("verified", nats.url);
   await load(verified.port, body, 2, "warmup");
+  await resetCounters(verified.port);
   const real = await load(verified.port, body, DURATION, "run");
-  await stopServer(verified.proc);
+  const realCpu = await stopServer(verified.proc);
 
   const nc = await connect({ servers: nats.url });
   const info = await (await jetstreamManager(nc)).streams.info(TICKETS_STREAM);
@@ -111,17 +131,22 @@ try {
 
   const bareServer = await startServer("bare", nats.url);
   await load(bareServer.port, body, 2, "warmup");
+  await resetCounters(bareServer.port);
   const bare = await load(bareServer.port, body, DURATION, "bare");
-  await stopServer(bareServer.proc);
+  const bareCpu = await stopServer(bareServer.proc);
 
   console.log(
     `gateway bench: ${BODY_BYTES}-byte signed issues.labeled, ${CONNECTIONS} connections, ${DURATION} s each, loopback`,
   );
   console.log(
     `verified + published: ${round(real.rps, 0)} req/s, p50 ${real.p50} ms, p99 ${real.p99} ms ` +
-      `(${real.ok} answered 202, ${real.other} not; stream holds ${info.state.messages} tickets incl. warm-up)`,
+      `(${real.ok} answered 202, ${real.other} not; stream holds ${info.state.messages} tickets incl. warm-up); ` +
+      `gateway CPU ${round(realCpu, 0)} µs/request`,
   );
-  console.log(`bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms`);
+  console.log(
+    `bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms; ` +
+      `gateway CPU ${round(bareCpu, 0)} µs/request`,
+  );
   console.log(`cost of the guarantees: bare/verified throughput = ${round(bare.rps / real.rps, 2)}x`);
   if (real.other > 0) console.log(`WARNING: ${real.other} verified requests did not get a 202`);
   console.log(

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { type RequestIdVariables, requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { Ticket } from "../core/ticket.ts";
+import { limitBody } from "./body-limit.ts";
 import type { ClickUpClient } from "./clickup-api.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Unavailable } from "./errors.ts";
@@ -93,12 +93,7 @@ export function createApp({
       else if (result === "refused" || result === "unauthorized") logger.warn(line, "trigger request refused");
       else logger.info(line, "trigger request");
     };
-  const limit = bodyLimit({
-    maxSize: config.bodyLimitBytes,
-    onError: () => {
-      throw new HTTPException(413, { message: `body larger than ${config.bodyLimitBytes} bytes` });
-    },
-  });
+  const limit = limitBody(config.bodyLimitBytes);
 
   const context = (c: import("hono").Context<Env>): RequestContext => ({
     requestId: c.get("requestId"),
