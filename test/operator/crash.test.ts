@@ -52,7 +52,7 @@ describe("crash safety", () => {
       }
       return cleanScript(blocking.get(n))(job);
     });
-    const env = { POD_NAME: "agentfactory-operator-0", LOG_LEVEL: "warn" };
+    const env = { POD_NAME: "agentfactory-operator-0", LOG_LEVEL: "info" };
     h.startOperator(env);
     const numbers = [...blocking.keys()];
     const names = numbers.map((n) =>
@@ -64,7 +64,10 @@ describe("crash safety", () => {
     let midRun = 0;
     for (let i = 0; i < KILLS; i++) {
       if (i % 2 === 1 && numbers[(i + 1) / 2]) await publish(numbers[(i + 1) / 2]!);
-      await new Promise((r) => setTimeout(r, 300 + Math.floor(random() * 1200)));
+      // Mostly after the operator started working, sometimes during its start-up.
+      if (random() > 0.2)
+        await h.waitFor("operator started", () => h.operator?.logs.some((l) => l.includes("controller started")), 30_000);
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 1500)));
       const busy = h.runs().some((r) => !r.status?.conditions.some((c) => c.type === "Finalized"));
       if (busy) midRun += 1;
       await h.killOperator("SIGKILL");
