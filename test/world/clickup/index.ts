@@ -212,3 +212,9 @@ export function clickUpDelivery(secret: string, payload: unknown): { body: strin
   const body = JSON.stringify(payload);
   return { body, headers: { "content-type": "application/json", "x-signature": signClickUp(secret, body) } };
 }
+
+/** Posts a signed ClickUp webhook delivery to `url` (e.g. the gateway's ClickUp endpoint). */
+export async function sendClickUpWebhook(url: string, secret: string, payload: unknown): Promise<Response> {
+  const { body, headers } = clickUpDelivery(secret, payload);
+  return fetch(url, { method: "POST", headers, body });
+}

@@ -61,10 +61,7 @@ export async function createBareRepo(
   const work = await mkdtemp(join(tmpdir(), "ghsim-seed-"));
   try {
     await git(work, ["init", "--quiet", "-b", branch]);
-    for (const [path, content] of Object.entries(files)) {
-      await mkdir(dirname(join(work, path)), { recursive: true });
-      await writeFile(join(work, path), content);
-    }
+    await writeFiles(work, files);
     await git(work, ["add", "-A"]);
     await git(work, ["commit", "--quiet", "--allow-empty", "-m", "Initial commit"]);
     await git(work, ["push", "--quiet", bare, `${branch}:refs/heads/${branch}`]);
@@ -72,6 +69,45 @@ export async function createBareRepo(
     await rm(work, { recursive: true, force: true });
   }
   return bare;
+}
+
+/** Writes files into a work tree (null deletes); a file starting with "#!" is made executable. */
+async function writeFiles(work: string, files: Record<string, string | null>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    const target = join(work, path);
+    if (content === null) {
+      await rm(target, { force: true });
+      continue;
+    }
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, content, { mode: content.startsWith("#!") ? 0o755 : 0o644 });
+  }
+}
+
+/**
+ * Commits `files` on `branch` (created from `from` when missing) as a real git push into the bare
+ * repository, e.g. a human pushing to main. Returns the new head SHA.
+ */
+export async function commitFiles(
+  bare: string,
+  branch: string,
+  from: string,
+  files: Record<string, string | null>,
+  message: string,
+): Promise<string> {
+  const work = await mkdtemp(join(tmpdir(), "ghsim-commit-"));
+  try {
+    const exists = (await revParse(bare, `refs/heads/${branch}`)) !== undefined;
+    await git(work, ["clone", "--quiet", "--branch", exists ? branch : from, bare, "."]);
+    if (!exists) await git(work, ["checkout", "--quiet", "-b", branch]);
+    await writeFiles(work, files);
+    await git(work, ["add", "-A"]);
+    await git(work, ["commit", "--quiet", "--allow-empty", "-m", message]);
+    await git(work, ["push", "--quiet", "origin", `HEAD:refs/heads/${branch}`]);
+    return (await git(work, ["rev-parse", "HEAD"])).trim();
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 /** The commit a branch points at, or undefined when the branch does not exist. */
@@ -240,6 +276,10 @@ export function serveGitHttp(
       headersDone = true;
       res.writeHead(status, headers);
       res.write(head.subarray(end + sep));
+    });
+    // A client that goes away must not leave git processes behind.
+    res.on("close", () => {
+      if (child.exitCode === null) child.kill();
     });
     child.on("close", (code) => {
       if (!headersDone) {

@@ -353,6 +353,19 @@ describe("issues, comments, labels, contents", () => {
         .permission,
     ).toBe("none");
     expect(await gh.readFile("acme/shop", "agent/1-add-tax", "src/tax.ts")).toContain("tax");
+    const sha = await gh.commitFiles(
+      "acme/shop",
+      "main",
+      { ".claude/hooks/check.sh": "#!/bin/sh\nexit 0\n", "README.md": null },
+      "human edit",
+    );
+    expect(await gh.branchSha("acme/shop", "main")).toBe(sha);
+    expect(await gh.readFile("acme/shop", "main", "README.md")).toBeUndefined();
+    const { stdout } = await run("git", ["ls-tree", "main", ".claude/hooks/check.sh"], {
+      cwd: join(gh.bareDir("acme/shop")),
+      env: GIT_ENV,
+    });
+    expect(stdout).toMatch(/^100755 /);
     expect(
       gh.requests.some((r) => r.path === "/api/v3/repos/acme/shop/contents/risk-policy.json" && r.status === 200),
     ).toBe(true);

@@ -13,7 +13,7 @@ import {
   newToken,
   verifyAppJwt,
 } from "./app.ts";
-import { createBareRepo, gitBuffer, revParse, serveGitHttp } from "./git.ts";
+import { commitFiles, createBareRepo, gitBuffer, revParse, serveGitHttp } from "./git.ts";
 import { execute, parse } from "./graphql.ts";
 import { graphqlRoots } from "./graphql-root.ts";
 import { forbidden, GitHubError, isoNow, notFound, type Reply, readJson, send, validationFailed } from "./http.ts";
@@ -62,11 +62,17 @@ export interface GitHubSim {
   botLogin: string;
   privateKeyPem: string;
   installationId: number;
+  /** A repository with one real commit on the default branch ("main"); files starting with "#!" are executable. */
   createRepo(
     fullName: string,
     files: Record<string, string>,
     opts?: { defaultBranch?: string; private?: boolean },
   ): Promise<{ id: number; fullName: string; cloneUrl: string }>;
+  /**
+   * Commits files (null deletes) on a branch by a real git push, e.g. a human changing main or pushing
+   * to the agent's branch. The branch is created from the default branch when missing. Returns the SHA.
+   */
+  commitFiles(repo: string, branch: string, files: Record<string, string | null>, message?: string): Promise<string>;
   createIssue(repo: string, issue: { title: string; body?: string; user?: string; labels?: string[] }): IssueJson;
   /** A comment by someone other than the App (e.g. the human replying to a question). */
   addComment(repo: string, n: number, comment: { body: string; user: string }): CommentJson;
@@ -88,6 +94,8 @@ export interface GitHubSim {
   reactions(repo: string, n: number, commentId?: number): { user: string; content: string }[];
   setPermission(user: string, permission: RepoPermission): void;
   branchSha(repo: string, branch: string): Promise<string | undefined>;
+  /** Path of the bare repository on disk (for direct `git` inspection in tests). */
+  bareDir(repo: string): string;
   readFile(repo: string, ref: string, path: string): Promise<string | undefined>;
   /** `${serverUrl}/<repo>.git`; with a token, credentials are embedded (`x-access-token:<token>@`). */
   cloneUrl(repo: string, token?: string): string;
@@ -416,6 +424,10 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       const repo = store.addRepo(fullName, bare, branch, repoOpts.private ?? true);
       return { id: repo.id, fullName, cloneUrl: `${serverUrl}/${fullName}.git` };
     },
+    commitFiles(name, branch, files, message = "Update files") {
+      const repo = mustRepo(name);
+      return commitFiles(repo.bare, branch, repo.defaultBranch, files, message);
+    },
     createIssue(name, issue) {
       const repo = mustRepo(name);
       const it = store.newItem(repo, {
@@ -485,6 +497,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
     setPermission(user, permission) {
       users.set(user, permission);
     },
+    bareDir: (name) => mustRepo(name).bare,
     branchSha: (name, branch) => revParse(mustRepo(name).bare, `refs/heads/${branch}`),
     async readFile(name, ref, path) {
       try {

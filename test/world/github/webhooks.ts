@@ -261,3 +261,15 @@ export function githubDelivery(
     },
   };
 }
+
+/** Posts a signed delivery to `url` (e.g. the gateway's GitHub endpoint) the way GitHub does. */
+export async function sendGithubWebhook(
+  url: string,
+  secret: string,
+  event: string,
+  payload: unknown,
+  deliveryId?: string,
+): Promise<Response> {
+  const delivery = githubDelivery(secret, event, payload, deliveryId);
+  return fetch(url, { method: "POST", headers: delivery.headers, body: delivery.body });
+}
