@@ -1,5 +1,6 @@
 export { ApiError } from "./errors.ts";
 export {
+  assertPodmanReady,
   defaultProcessCommand,
   type Kubelet,
   type KubeletMode,

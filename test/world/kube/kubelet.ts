@@ -12,7 +12,7 @@
  *   await kubelet.stop();
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -330,7 +330,9 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     if (!container) return;
     const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name}-`));
     const termFile = join(dir, "termination-log");
-    writeFileSync(termFile, "", { mode: 0o666 });
+    writeFileSync(termFile, "");
+    // The container may run as another uid (runAsUser): volumes and the termination log must be writable.
+    chmodSync(termFile, 0o666);
     const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => {
@@ -378,7 +380,8 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
         const vol = volumes.find((v) => v.name === vm.name);
         if (!vol) throw new ConfigError(`volume "${vm.name}" not found`);
         const hostDir = join(r.dir, "volumes", vm.name, vm.subPath ?? "");
-        mkdirSync(hostDir, { recursive: true, mode: 0o777 });
+        mkdirSync(hostDir, { recursive: true });
+        chmodSync(hostDir, 0o777);
         const src = vol.secret
           ? lookup(ns)("Secret", vol.secret.secretName)
           : vol.configMap
@@ -631,4 +634,19 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
 
 export function podmanStopArgs(name: string): string[] {
   return [...PODMAN_GLOBAL_ARGS, "stop", "-t", "2", name];
+}
+
+/**
+ * Throws a message saying what to do when podman mode cannot run here: podman missing (make deps) or the
+ * image not built (make image). For end-to-end suites that run the real runner image.
+ */
+export async function assertPodmanReady(image = RUNNER_IMAGE): Promise<void> {
+  const run = (args: string[]) =>
+    new Promise<number>((resolve) => {
+      const p = spawn("podman", [...PODMAN_GLOBAL_ARGS, ...args], { stdio: "ignore" });
+      p.on("error", () => resolve(-1));
+      p.on("close", (code) => resolve(code ?? 1));
+    });
+  if ((await run(["--version"])) !== 0) throw new Error("podman not found: run make deps");
+  if ((await run(["image", "exists", image])) !== 0) throw new Error(`image ${image} not found: run make image`);
 }

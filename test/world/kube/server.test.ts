@@ -200,6 +200,23 @@ describe("status subresource", () => {
   });
 });
 
+describe("finalizers", () => {
+  it("keeps a deleted object with a deletionTimestamp until its last finalizer is removed", async () => {
+    const body = agentRun("final-1") as Obj;
+    body.metadata.finalizers = ["agentfactory.dev/finalize"];
+    await custom.createNamespacedCustomObject({ ...ar(""), body });
+    await custom.deleteNamespacedCustomObject(ar("final-1"));
+    const terminating = (await custom.getNamespacedCustomObject(ar("final-1"))) as Obj;
+    expect(terminating.metadata.deletionTimestamp).toBeTruthy();
+    expect(terminating.metadata.generation).toBe(2);
+    await custom.patchNamespacedCustomObject(
+      { ...ar("final-1"), body: { metadata: { finalizers: null } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    expect((await apiError(custom.getNamespacedCustomObject(ar("final-1")))).code).toBe(404);
+  });
+});
+
 describe("patch types", () => {
   it("supports JSON patch, server-side apply (fieldManager required) and rejects strategic merge on CRDs", async () => {
     await custom.createNamespacedCustomObject({ ...ar(""), body: agentRun("patch-1") });

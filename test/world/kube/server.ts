@@ -296,7 +296,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     send(res, 200, { kind: rt.listKind, apiVersion: apiVersionOf(rt), metadata: listMeta, items });
   }
 
-  function handleWatch(res: ServerResponse, route: Route, q: URLSearchParams) {
+  function handleWatch(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams) {
     const { rt } = route;
     const f: Filter = {
       namespace: route.namespace,
@@ -311,7 +311,15 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       "Cache-Control": "no-cache",
     });
     res.flushHeaders();
-    const write = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+    // `kubectl get -w` asks for Tables: every event then carries a one-row Table.
+    const asTable = wantTable(req);
+    const write = (type: string, object: unknown) => {
+      const o =
+        asTable && type !== "ERROR" && type !== "BOOKMARK"
+          ? renderTable(rt, [object as Obj], {}, includeObject(q))
+          : object;
+      res.write(`${JSON.stringify({ type, object: o })}\n`);
+    };
     const rvParam = q.get("resourceVersion");
     const storage = storageType(rt);
     let fromRv: number;
@@ -446,7 +454,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     if (method === "GET") {
       if (watch) {
         entry.verb = "watch";
-        return handleWatch(res, route, q);
+        return handleWatch(req, res, route, q);
       }
       if (subresource === "log") {
         entry.verb = "get";
@@ -628,6 +636,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       userAgent: req.headers["user-agent"],
     };
     requestLog.push(entry);
+    if (requestLog.length > 100_000) requestLog.splice(0, 10_000);
     handle(req, res, entry)
       .then(() => {
         entry.code = res.statusCode;

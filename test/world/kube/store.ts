@@ -377,9 +377,11 @@ export class Store {
     if ((om.finalizers ?? []).length > 0) {
       if (om.deletionTimestamp) return old;
       const o = structuredClone(old);
+      // Like the API server's BeforeDelete: graceful deletion also bumps the generation.
       Object.assign(meta(o), {
         deletionTimestamp: now(),
         deletionGracePeriodSeconds: 0,
+        generation: (om.generation ?? 0) + 1,
         resourceVersion: String(this.rv),
       });
       this.bucket(rt).set(key, o);
