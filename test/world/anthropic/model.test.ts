@@ -192,6 +192,48 @@ describe("scripted Messages API with the real SDK", () => {
     expect(final.stop_reason).toBe("tool_use");
   });
 
+  it("speaks the Bedrock and Vertex dialects (model in the path, version in the body)", async () => {
+    const { default: AnthropicBedrock } = await import("@anthropic-ai/bedrock-sdk");
+    const bedrock = new AnthropicBedrock({
+      awsRegion: "us-east-1",
+      awsAccessKey: "AKIAEXAMPLE",
+      awsSecretKey: "secret",
+      baseURL: sim.url,
+      maxRetries: 0,
+    });
+    const viaBedrock = await bedrock.messages.create({
+      model: "anthropic.claude-sonnet-4-6",
+      max_tokens: 256,
+      system: "AgentFactory stage: verdict",
+      tools: [VERDICT],
+      messages: [{ role: "user", content: "go" }],
+    });
+    expect(viaBedrock.content[0]).toMatchObject({ type: "tool_use", name: "submit_verdict" });
+
+    const { default: AnthropicVertex } = await import("@anthropic-ai/vertex-sdk");
+    const authClient = {
+      projectId: "p1",
+      getRequestHeaders: async () => new Headers({ authorization: "Bearer ya29.test" }),
+    };
+    const vertex = new AnthropicVertex({
+      region: "us-east5",
+      projectId: "p1",
+      baseURL: `${sim.url}/v1`,
+      maxRetries: 0,
+      authClient: authClient as never,
+    });
+    const viaVertex = await vertex.messages.create({
+      model: "claude-sonnet-4-6",
+      max_tokens: 256,
+      system: "AgentFactory stage: verdict",
+      tools: [VERDICT],
+      messages: [{ role: "user", content: "go" }],
+    });
+    expect(viaVertex.model).toBe("claude-sonnet-4-6");
+    const providers = sim.requests.filter((r) => r.stage === "verdict").map((r) => r.provider);
+    expect(providers).toEqual(expect.arrayContaining(["bedrock", "vertex"]));
+  });
+
   it("requires an API key and the anthropic-version header", async () => {
     const res = await fetch(`${sim.url}/v1/messages`, { method: "POST", body: "{}" });
     expect(res.status).toBe(401);

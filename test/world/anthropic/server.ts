@@ -26,7 +26,11 @@ export interface ModelSimOptions {
   minCacheTokens?: number;
 }
 
+export type Provider = "anthropic" | "bedrock" | "vertex";
+
 export interface RecordedRequest {
+  /** Which wire dialect the request used (path shape). */
+  provider: Provider;
   stage: string | undefined;
   turn: number;
   status: number;
@@ -62,6 +66,46 @@ const ERROR_TEXT = {
   529: "Overloaded",
 };
 
+interface Route {
+  provider: Provider;
+  model?: string;
+  stream: boolean;
+  countTokens: boolean;
+}
+
+/**
+ * The three wire dialects: Anthropic (`/v1/messages`), Bedrock (`/model/<id>/invoke`) and Vertex
+ * (`.../publishers/anthropic/models/<id>:rawPredict`, under the `/v1` base).
+ */
+function routeOf(method: string, path: string): Route | undefined {
+  if (method !== "POST") return undefined;
+  if (path === "/v1/messages") return { provider: "anthropic", stream: false, countTokens: false };
+  if (path === "/v1/messages/count_tokens") return { provider: "anthropic", stream: false, countTokens: true };
+  const bedrock = /^\/model\/([^/]+)\/(invoke|invoke-with-response-stream)$/.exec(path);
+  if (bedrock) {
+    return {
+      provider: "bedrock",
+      model: decodeURIComponent(bedrock[1] ?? ""),
+      stream: bedrock[2] !== "invoke",
+      countTokens: false,
+    };
+  }
+  const vertex =
+    /\/projects\/[^/]+\/locations\/[^/]+\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/.exec(
+      path,
+    );
+  if (vertex) {
+    const model = decodeURIComponent(vertex[1] ?? "");
+    return {
+      provider: "vertex",
+      model,
+      stream: vertex[2] === "streamRawPredict",
+      countTokens: model === "count-tokens",
+    };
+  }
+  return undefined;
+}
+
 const id = (prefix: string) =>
   `${prefix}_01${randomBytes(18)
     .toString("base64")
@@ -85,8 +129,22 @@ export async function startModelSim(opts: ModelSimOptions): Promise<ModelSim> {
   const requests: RecordedRequest[] = [];
   const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
 
-  function authenticate(req: IncomingMessage) {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  function authenticate(req: IncomingMessage, provider: Provider) {
+    const authz = req.headers.authorization ?? "";
+    if (provider === "bedrock") {
+      // SigV4-signed (or a Bedrock API key as Bearer); the signature itself is not checked.
+      if (!/^(AWS4-HMAC-SHA256 Credential=|Bearer )/.test(authz)) {
+        throw new ApiError(403, "permission_error", "Missing Authentication Token");
+      }
+      return;
+    }
+    if (provider === "vertex") {
+      if (!/^Bearer \S+/.test(authz)) {
+        throw new ApiError(401, "authentication_error", "Request is missing required authentication credential.");
+      }
+      return;
+    }
+    const bearer = /^Bearer\s+(\S+)$/i.exec(authz)?.[1];
     const key = (req.headers["x-api-key"] as string | undefined) ?? bearer;
     if (!key) throw new ApiError(401, "authentication_error", "x-api-key header is required");
     if (opts.apiKey !== undefined && key !== opts.apiKey)
@@ -230,17 +288,28 @@ export async function startModelSim(opts: ModelSimOptions): Promise<ModelSim> {
     for await (const c of req) chunks.push(c as Buffer);
     let record: RecordedRequest | undefined;
     try {
-      if (req.method !== "POST" || (url.pathname !== "/v1/messages" && url.pathname !== "/v1/messages/count_tokens")) {
-        throw new ApiError(404, "not_found_error", `Not found: ${req.method} ${url.pathname}`);
-      }
-      authenticate(req);
+      const route = routeOf(req.method ?? "GET", url.pathname);
+      if (!route) throw new ApiError(404, "not_found_error", `Not found: ${req.method} ${url.pathname}`);
+      authenticate(req, route.provider);
       let parsed: unknown;
       try {
         parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       } catch {
         throw new ApiError(400, "invalid_request_error", "Request body is not valid JSON");
       }
-      if (url.pathname === "/v1/messages/count_tokens") {
+      if (route.provider !== "anthropic") {
+        // Bedrock and Vertex take the model from the path and the API version from the body.
+        const raw = parsed as Record<string, unknown> | null;
+        if (!raw || typeof raw.anthropic_version !== "string") {
+          throw new ApiError(400, "invalid_request_error", "anthropic_version: Field required");
+        }
+        if ("model" in raw && !route.countTokens) {
+          throw new ApiError(400, "invalid_request_error", "model: Extra inputs are not permitted");
+        }
+        const { anthropic_version: _, ...rest } = raw;
+        parsed = { model: route.model, ...rest, ...(route.stream ? { stream: true } : {}) };
+      }
+      if (route.countTokens) {
         const body = validateRequest({ max_tokens: 1, ...(parsed as object) });
         res
           .writeHead(200, { "content-type": "application/json" })
@@ -250,10 +319,13 @@ export async function startModelSim(opts: ModelSimOptions): Promise<ModelSim> {
       const body = parsed as MessagesRequest;
       const stage = stageOf(body?.system);
       const turnIndex = Array.isArray(body?.messages) ? body.messages.filter((m) => m?.role === "assistant").length : 0;
-      record = { stage, turn: turnIndex, status: 0, body };
+      record = { provider: route.provider, stage, turn: turnIndex, status: 0, body };
       requests.push(record);
       validateRequest(body);
       if (!stage) throw simError("the system prompt's first line must be 'AgentFactory stage: <stage>'");
+      if (route.provider === "bedrock" && body.stream === true) {
+        throw simError("Bedrock response streams (AWS event-stream) are not simulated; use messages.create");
+      }
       const failure = injectedFailure(stage);
       if (failure) throw failure;
       const message = await respond(body, stage, turnIndex);
