@@ -19,7 +19,7 @@ import { graphqlRoots } from "./graphql-root.ts";
 import { forbidden, GitHubError, isoNow, notFound, type Reply, readJson, send, validationFailed } from "./http.ts";
 import { issueRoutes } from "./issues.ts";
 import { pullRoutes, renderPull } from "./pulls.ts";
-import type { Ctx, Route } from "./routes.ts";
+import { type Ctx, type Route, route } from "./routes.ts";
 import { type Item, type Repo, Store } from "./store.ts";
 
 export type RepoPermission = "admin" | "write" | "read" | "none";
@@ -129,7 +129,16 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
   const users = new Map(Object.entries(opts.users ?? {}));
   const tokens = new Map<string, Grant>();
   const requests: RequestRecord[] = [];
-  const routes: Route[] = [...issueRoutes, ...pullRoutes];
+  const collaboratorRoute = route("GET", "/repos/:owner/:repo/collaborators/:user/permission", (ctx) => {
+    ctx.need("metadata:read");
+    const login = decodeURIComponent(ctx.params.user ?? "");
+    const permission = users.get(login) ?? (login === ctx.repo.owner ? "admin" : "none");
+    return {
+      status: 200,
+      body: { permission, role_name: permission, user: ctx.store.userJson(login) },
+    };
+  });
+  const routes: Route[] = [...issueRoutes, ...pullRoutes, collaboratorRoute];
   let store!: Store;
 
   const installationJson = () => ({
@@ -294,21 +303,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
           if (!ok) throw forbidden();
         },
       };
-      // Collaborator permission lives here: it needs the sim's user table.
       return r.handler(ctx);
-    }
-    const perm = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path);
-    if (perm && method === "GET") {
-      const grant = grantFor(bearer(req));
-      const repo = store.repo(`${perm[1]}/${perm[2]}`);
-      if (!repo) throw notFound();
-      if ((grant.repoIds && !grant.repoIds.has(repo.id)) || !allows(grant, "metadata", "read")) throw forbidden();
-      const login = decodeURIComponent(perm[3] ?? "");
-      const permission = users.get(login) ?? (login === repo.owner ? "admin" : "none");
-      return {
-        status: 200,
-        body: { permission, role_name: permission === "none" ? "none" : permission, user: store.userJson(login) },
-      };
     }
     throw notFound();
   }
