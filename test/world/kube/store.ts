@@ -238,6 +238,8 @@ export class Store {
     const o = structuredClone(body);
     const m: Meta = { ...meta(o) };
     o.metadata = m;
+    if (m.resourceVersion)
+      throw new ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created");
     if (rt.namespaced) {
       if (m.namespace && ns && m.namespace !== ns)
         throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
