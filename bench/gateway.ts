@@ -144,7 +144,8 @@ try {
       `gateway CPU ${round(realCpu, 0)} µs/request`,
   );
   console.log(
-    `bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms; ` +
+    `bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms ` +
+      `(${bare.ok} answered 202, ${bare.other} not); ` +
       `gateway CPU ${round(bareCpu, 0)} µs/request`,
   );
   console.log(`cost of the guarantees: bare/verified throughput = ${round(bare.rps / real.rps, 2)}x`);

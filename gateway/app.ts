@@ -1,11 +1,12 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { type RequestIdVariables, requestId } from "hono/request-id";
+import { timeout } from "hono/timeout";
 import type { Logger } from "pino";
 import { Ticket } from "../core/ticket.ts";
 import { limitBody } from "./body-limit.ts";
 import type { ClickUpClient } from "./clickup-api.ts";
-import type { GatewayConfig } from "./config.ts";
+import { DEFAULT_DEADLINE_MS, type GatewayConfig } from "./config.ts";
 import { Unavailable } from "./errors.ts";
 import type { ForgePermissions } from "./forge.ts";
 import { type GatewayMetrics, gatewayMetrics, type WebhookResult } from "./metrics.ts";
@@ -94,6 +95,11 @@ export function createApp({
       else logger.info(line, "trigger request");
     };
   const limit = limitBody(config.bodyLimitBytes);
+  // Answer before the sender gives up: a late 202 would be counted as a failure and redelivered anyway.
+  const deadline = (source: Source) => {
+    const ms = config.deadlineMs?.[source] ?? DEFAULT_DEADLINE_MS[source];
+    return timeout(ms, () => new HTTPException(503, { message: `not handled within ${ms} ms` }));
+  };
 
   const context = (c: import("hono").Context<Env>): RequestContext => ({
     requestId: c.get("requestId"),
@@ -141,20 +147,20 @@ export function createApp({
       ...(forge ? { forge } : {}),
       onPermissionCheck: (result) => metrics.permissionChecks.inc({ result }),
     });
-    app.post("/webhooks/github", track("github"), limit, async (c) =>
+    app.post("/webhooks/github", track("github"), deadline("github"), limit, async (c) =>
       conclude(c, await handle({ rawBody: await c.req.text(), headers: c.req.raw.headers }, context(c))),
     );
   }
   if (config.clickup) {
     if (!clickup) throw new Error("createApp: config.clickup needs a ClickUp client");
     const handle = clickupSource({ ...config.clickup, client: clickup });
-    app.post("/webhooks/clickup", track("clickup"), limit, async (c) =>
+    app.post("/webhooks/clickup", track("clickup"), deadline("clickup"), limit, async (c) =>
       conclude(c, await handle({ rawBody: await c.req.arrayBuffer(), headers: c.req.raw.headers }, context(c))),
     );
   }
   if (config.dispatch) {
     const handle = dispatchSource(config.dispatch);
-    app.post("/dispatch", track("dispatch"), limit, async (c) =>
+    app.post("/dispatch", track("dispatch"), deadline("dispatch"), limit, async (c) =>
       conclude(c, await handle({ rawBody: await c.req.arrayBuffer(), headers: c.req.raw.headers }, context(c))),
     );
   }

@@ -79,7 +79,14 @@ export interface GatewayConfig {
   clickup?: { webhookSecret: string; triggerTag: string; repoMap: Record<string, string>; repoField: string };
   dispatch?: { token: string };
   bodyLimitBytes: number;
+  /**
+   * Milliseconds a trigger request may take before it is answered 503 (the sender retries).
+   * Defaults: GitHub 9000 (it waits 10 s), ClickUp 6500 (it waits 7 s), dispatch 9000.
+   */
+  deadlineMs?: Partial<Record<"github" | "clickup" | "dispatch", number>>;
 }
+
+export const DEFAULT_DEADLINE_MS = { github: 9_000, clickup: 6_500, dispatch: 9_000 } as const;
 
 /** Parses `process.env`-like input; throws a readable error listing every problem. */
 export function loadEnv(env: Record<string, string | undefined>): GatewayEnv {

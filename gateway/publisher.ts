@@ -84,6 +84,8 @@ export function natsPublisher({
     for await (const status of conn.status()) {
       if (status.type === "disconnect") {
         connected = false;
+        // Ready again only once JetStream answers after the reconnect.
+        streamReady = false;
         logger.warn({ event: "nats_disconnected" }, "NATS connection lost");
       } else if (status.type === "reconnect") {
         connected = true;

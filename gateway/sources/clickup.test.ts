@@ -178,3 +178,27 @@ describe("POST /webhooks/clickup", () => {
     expect((await deliver(taskTagUpdated())).status).toBe(503);
   });
 });
+
+describe("ClickUp deadline", () => {
+  it("answers 503 before ClickUp's 7-second timeout when the task lookup hangs, publishing nothing", async () => {
+    const publisher = new FakePublisher();
+    const app = createApp({
+      publisher,
+      clickup: { getTask: () => new Promise(() => {}) },
+      logger: memoryLogger().logger,
+      config: {
+        clickup: { webhookSecret: SECRET, triggerTag: "ai-agent", repoMap: {}, repoField: "repository" },
+        bodyLimitBytes: 64 * 1024,
+        deadlineMs: { clickup: 50 },
+      },
+    });
+    const body = JSON.stringify(taskTagUpdated());
+    const res = await app.request("/webhooks/clickup", {
+      method: "POST",
+      body,
+      headers: { "x-signature": signClickUpBody(SECRET, body) },
+    });
+    expect(res.status).toBe(503);
+    expect(publisher.published).toHaveLength(0);
+  });
+});

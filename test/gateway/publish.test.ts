@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TICKETS_STREAM } from "../../core/streams.ts";
 import { Ticket } from "../../core/ticket.ts";
@@ -14,7 +14,6 @@ describe("gateway → real NATS JetStream", () => {
   let nats: NatsServer;
   let publisher: ReturnType<typeof natsPublisher>;
   let app: ReturnType<typeof createApp>;
-  let reader: NatsConnection;
 
   beforeAll(async () => {
     nats = await startNats();
@@ -29,7 +28,6 @@ describe("gateway → real NATS JetStream", () => {
     });
   });
   afterAll(async () => {
-    await reader?.close();
     await publisher?.close();
     await nats?.stop();
   });
@@ -47,16 +45,25 @@ describe("gateway → real NATS JetStream", () => {
       },
     });
   };
+  // A fresh connection per look, retried: JetStream needs a moment after a restart.
   const stored = async () => {
-    reader ??= await connect({ servers: nats.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
-    const jsm = await jetstreamManager(reader);
-    const info = await jsm.streams.info(TICKETS_STREAM);
-    const messages = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-      const msg = await jsm.streams.getMessage(TICKETS_STREAM, { seq });
-      if (msg) messages.push(msg);
+    for (let attempt = 0; ; attempt++) {
+      const nc = await connect({ servers: nats.url });
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+        const info = await jsm.streams.info(TICKETS_STREAM);
+        const messages = [];
+        for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+          const msg = await jsm.streams.getMessage(TICKETS_STREAM, { seq });
+          if (msg) messages.push(msg);
+        }
+        return { info, messages };
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      } finally {
+        await nc.close();
+      }
     }
-    return { info, messages };
   };
 
   it("creates TICKETS on file storage with a 2-minute duplicate window", async () => {
