@@ -532,7 +532,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       writeStatus(pods, ns, m.name!, (st) => {
         const terminated: Obj = {
           exitCode,
-          reason: exitCode === 0 ? "Completed" : "Error",
+          reason: exitCode === 0 ? "Completed" : oomKilled(pod, r, exitCode) ? "OOMKilled" : "Error",
           startedAt,
           finishedAt,
           containerID: `sim://${r.run.pid}`,
@@ -555,6 +555,12 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     }
     rmSync(r.dir, { recursive: true, force: true });
     r.resolveDone();
+  }
+
+  /** Podman mode: SIGKILL (137) of a memory-limited container we did not kill is the kernel's OOM killer. */
+  function oomKilled(pod: Obj, r: Running, exitCode: number): boolean {
+    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
+    return mode === "podman" && exitCode === 137 && !r.killed && c?.resources?.limits?.memory !== undefined;
   }
 
   function kill(r: Running): void {

@@ -32,6 +32,19 @@ export interface Container {
   terminationMessagePath?: string;
   terminationMessagePolicy?: string;
   securityContext?: { readOnlyRootFilesystem?: boolean; runAsUser?: number; runAsGroup?: number };
+  resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+}
+
+const BINARY: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
+const DECIMAL: Record<string, number> = { m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+
+/** A resource.Quantity ("512Mi", "1G", "500m", 2) as a number (bytes, or cores for CPU). */
+export function parseQuantity(q: string | number): number {
+  if (typeof q === "number") return q;
+  const m = /^([0-9.]+)(Ki|Mi|Gi|Ti|Pi|m|k|M|G|T|P)?$/.exec(q.trim());
+  if (!m) throw new ConfigError(`invalid quantity ${q}`);
+  const unit = m[2] ?? "";
+  return Number(m[1]) * (BINARY[unit] ?? DECIMAL[unit] ?? 1);
 }
 
 export interface Volume {

@@ -3,7 +3,7 @@
  * (`-e NAME` takes the value from podman's own environment) so secrets never show up in `ps` or logs.
  */
 import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from "../podman.ts";
-import type { Container } from "./pod-env.ts";
+import { type Container, parseQuantity } from "./pod-env.ts";
 
 export interface PodmanRunInput {
   podName: string;
@@ -27,6 +27,9 @@ export function podmanRunArgs(input: PodmanRunInput): string[] {
   if (sc.readOnlyRootFilesystem) args.push("--read-only");
   if (user !== undefined) args.push("--user", group !== undefined ? `${user}:${group}` : String(user));
   args.push("--cap-drop", "ALL", "--security-opt", "no-new-privileges");
+  const limits = c.resources?.limits ?? {};
+  if (limits.memory !== undefined) args.push("--memory", String(Math.floor(parseQuantity(limits.memory))));
+  if (limits.cpu !== undefined) args.push("--cpus", String(parseQuantity(limits.cpu)));
   for (const m of input.mounts) args.push("-v", `${m.hostPath}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
   args.push("-v", `${input.terminationLogHostPath}:${c.terminationMessagePath ?? "/dev/termination-log"}`);
   for (const name of input.envNames) args.push("-e", name);
