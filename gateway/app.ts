@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { type RequestIdVariables, requestId } from "hono/request-id";
 import { timeout } from "hono/timeout";
@@ -71,7 +71,7 @@ export function createApp({
 
   // Every trigger route: timing, metrics and one log line per request, whatever the outcome.
   const track = (source: Source) =>
-    async function track(c: import("hono").Context<Env>, next: () => Promise<void>) {
+    async function track(c: Context<Env>, next: () => Promise<void>) {
       const started = performance.now();
       c.set("source", source);
       await next();
@@ -101,13 +101,13 @@ export function createApp({
     return timeout(ms, () => new HTTPException(503, { message: `not handled within ${ms} ms` }));
   };
 
-  const context = (c: import("hono").Context<Env>): RequestContext => ({
+  const context = (c: Context<Env>): RequestContext => ({
     requestId: c.get("requestId"),
     receivedAt: now().toISOString(),
   });
 
   /** Publishes (or not) what a source decided, and answers. */
-  const conclude = async (c: import("hono").Context<Env>, outcome: Outcome) => {
+  const conclude = async (c: Context<Env>, outcome: Outcome) => {
     c.set("event", outcome.event);
     if (outcome.action === "ignore") {
       c.set("result", "ignored");
