@@ -41,6 +41,7 @@ export function toolEnv(
     GIT_COMMITTER_NAME: "AgentFactory Bot",
     GIT_COMMITTER_EMAIL: "agent@agentfactory.dev",
     CLAUDE_PROJECT_DIR: workspace,
+    AGENTFACTORY_RUNNER: "1",
   };
   for (const [k, v] of Object.entries(extra)) env[k] = v;
   return env;
