@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { job, waitFor } from "./fixtures.ts";
 import { type KubeSim, startKubeSim } from "./index.ts";
 import { type Kubelet, startKubelet } from "./kubelet.ts";
-import { podmanRunArgs } from "./podman-args.ts";
+import { podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read untyped status fields
 type Obj = Record<string, any>;
@@ -233,7 +233,7 @@ describe("podman argv", () => {
       image: "localhost/agentfactory-runner:dev",
       mounts: [{ hostPath: "/tmp/ws", mountPath: "/workspace" }],
       terminationLogHostPath: "/tmp/term",
-      envNames: ["GITHUB_TOKEN", "AGENTFACTORY_STAGE"],
+      env: { GITHUB_TOKEN: "ghs_secret", AGENTFACTORY_STAGE: "write", HOME: "/home/runner" },
     });
     expect(argv).toEqual([
       "--runtime",
@@ -267,8 +267,14 @@ describe("podman argv", () => {
       "GITHUB_TOKEN",
       "-e",
       "AGENTFACTORY_STAGE",
+      "-e",
+      "HOME=/home/runner",
       "localhost/agentfactory-runner:dev",
       "--verbose",
     ]);
+    expect(argv.join(" ")).not.toContain("ghs_secret");
+    const env = podmanProcessEnv({ GITHUB_TOKEN: "ghs_secret", HOME: "/home/runner" });
+    expect(env.GITHUB_TOKEN).toBe("ghs_secret");
+    expect(env.HOME).toBe(process.env.HOME);
   });
 });

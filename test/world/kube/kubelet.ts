@@ -27,7 +27,7 @@ import {
   secretData,
   type Volume,
 } from "./pod-env.ts";
-import { podmanRunArgs } from "./podman-args.ts";
+import { podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
 import type { ResourceType } from "./resources.ts";
 import { type KubeSim, REPO_ROOT } from "./server.ts";
 import { meta, now, type Obj, type StoreEvent } from "./store.ts";
@@ -162,7 +162,12 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     queued.add(key);
     setImmediate(() => {
       queued.delete(key);
-      if (!stopped) reconcileJob(ns, name);
+      if (stopped) return;
+      try {
+        reconcileJob(ns, name);
+      } catch (e) {
+        console.error(`kubelet: reconciling job ${key} failed:`, e);
+      }
     });
   }
 
@@ -456,11 +461,11 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       image: opts.image ?? container.image ?? RUNNER_IMAGE,
       mounts: [...mounts].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
       terminationLogHostPath: r.run.terminationLog,
-      envNames: Object.keys(env),
+      env,
     });
     r.containerName = name;
     const child = spawn("podman", argv, {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...env },
+      env: podmanProcessEnv(env),
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -612,7 +617,12 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       } else if (e.type === "ADDED" && !running.has(key) && o(e.object.status).phase === "Pending") {
         const pod = e.object;
         setImmediate(() => {
-          if (!stopped && store.tryGet(pods, m.namespace, m.name!) && !running.has(key)) startPod(pod);
+          if (stopped || !store.tryGet(pods, m.namespace, m.name!) || running.has(key)) return;
+          try {
+            startPod(pod);
+          } catch (e) {
+            console.error(`kubelet: starting pod ${key} failed:`, e);
+          }
         });
       }
       if (owner) enqueueJob(m.namespace!, owner.name);

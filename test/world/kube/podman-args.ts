@@ -1,6 +1,8 @@
 /**
  * The `podman run` command line for a pod's container. Environment values are not on the command line
- * (`-e NAME` takes the value from podman's own environment) so secrets never show up in `ps` or logs.
+ * (`-e NAME` takes the value from podman's own environment) so secrets never show up in `ps` or logs;
+ * only variables podman itself reads (HOME, PATH, ...) go inline, so the container's values cannot
+ * change how podman runs.
  */
 import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from "../podman.ts";
 import { type Container, parseQuantity } from "./pod-env.ts";
@@ -15,7 +17,27 @@ export interface PodmanRunInput {
   mounts: { hostPath: string; mountPath: string; readOnly?: boolean }[];
   /** Host file bind-mounted at the container's terminationMessagePath. */
   terminationLogHostPath: string;
-  envNames: string[];
+  /** The container's resolved environment. */
+  env: Record<string, string>;
+}
+
+/** Variables podman reads itself: passed inline as NAME=value (they are never secrets). */
+const INLINE_ENV = new Set([
+  "HOME",
+  "PATH",
+  "TMPDIR",
+  "USER",
+  "LANG",
+  "SHELL",
+  "XDG_RUNTIME_DIR",
+  "XDG_CONFIG_HOME",
+  "XDG_DATA_HOME",
+]);
+
+/** The environment of the podman process: the current one plus the container variables passed by name. */
+export function podmanProcessEnv(env: Record<string, string>): Record<string, string | undefined> {
+  const byName = Object.fromEntries(Object.entries(env).filter(([k]) => !INLINE_ENV.has(k)));
+  return { ...process.env, ...byName };
 }
 
 export function podmanRunArgs(input: PodmanRunInput): string[] {
@@ -32,7 +54,8 @@ export function podmanRunArgs(input: PodmanRunInput): string[] {
   if (limits.cpu !== undefined) args.push("--cpus", String(parseQuantity(limits.cpu)));
   for (const m of input.mounts) args.push("-v", `${m.hostPath}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
   args.push("-v", `${input.terminationLogHostPath}:${c.terminationMessagePath ?? "/dev/termination-log"}`);
-  for (const name of input.envNames) args.push("-e", name);
+  for (const [name, value] of Object.entries(input.env))
+    args.push("-e", INLINE_ENV.has(name) ? `${name}=${value}` : name);
   if (c.workingDir) args.push("-w", c.workingDir);
   // `command` replaces the image's ENTRYPOINT (JSON form keeps every element), `args` its CMD.
   if (c.command?.length) args.push("--entrypoint", JSON.stringify(c.command));
