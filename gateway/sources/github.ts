@@ -93,7 +93,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
     return webhooks.verify(rawBody, signature).catch(() => false);
   };
 
-  const uncheckable = (env: Envelope, user: string, event: string): Outcome => {
+  const uncheckable = (user: string, event: string): Outcome => {
     onPermissionCheck?.("refused");
     const why = forge ? "the delivery names no App installation" : "no forge client is configured";
     return { action: "refuse", event, sender: user, reason: `cannot check sender permission: ${why}` };
@@ -101,7 +101,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
 
   /** Undefined when the sender may start or steer runs, else the refusal. */
   const steerable = async (env: Envelope, user: string, event: string): Promise<Outcome | undefined> => {
-    if (!forge || !env.installation) return uncheckable(env, user, event);
+    if (!forge || !env.installation) return uncheckable(user, event);
     const permission = await forge.permission({
       installationId: env.installation.id,
       repo: env.repository.full_name,
@@ -189,7 +189,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
         const command = commandOf(body);
         if (env.issue.pull_request) {
           if (!command) return ignore(event, "no command");
-          if (!forge || !env.installation) return uncheckable(env, env.sender.login, event);
+          if (!forge || !env.installation) return uncheckable(env.sender.login, event);
           const branch = await forge.pullRequestBranch({
             installationId: env.installation.id,
             repo: env.repository.full_name,
