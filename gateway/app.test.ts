@@ -80,6 +80,11 @@ describe("configuration", () => {
     expect(() => loadEnv(env)).toThrow(message);
   });
 
+  it("turns \\n escapes in a one-line private key into newlines", () => {
+    const env = loadEnv({ ...base, GITHUB_APP_PRIVATE_KEY: "-----BEGIN KEY-----\\nabc\\n-----END KEY-----" });
+    expect(env.GITHUB_APP_PRIVATE_KEY).toBe("-----BEGIN KEY-----\nabc\n-----END KEY-----");
+  });
+
   it("parses the ClickUp list map", () => {
     const env = loadEnv({
       ...base,

@@ -44,6 +44,16 @@ const STATUS_RESULT: Record<number, WebhookResult> = {
  * The gateway's HTTP app: one route per trigger source, each verifying before parsing and
  * answering 202 only after the ticket is durably published.
  *
+ * Answers (the same for every source):
+ * - 202 `{id, kind, seq, duplicate}`: the ticket is in the TICKETS stream (a redelivery inside the
+ *   broker's duplicate window answers `duplicate: true` and stores nothing new);
+ * - 202 `{ignored}` / `{refused}`: verified but nothing to do, or the sender may not steer runs
+ *   (refusals are logged and counted; a 4xx would only make the sender retry or disable the hook);
+ * - 200 for GitHub's ping; 401 bad or missing signature/token; 400 malformed; 413 too large;
+ * - 503 with Retry-After when NATS, the forge or ClickUp cannot take the work, or the source's
+ *   deadline passed: the sender redelivers, and the ticket id makes that idempotent.
+ * A source without a configured secret is not served (404): unsigned requests are never accepted.
+ *
  * @example
  * const app = createApp({ publisher, config, forge, logger });
  * serve({ fetch: app.fetch, port: 8080 });

@@ -34,7 +34,8 @@ export const GatewayEnv = z
     GITHUB_WEBHOOK_SECRET: optionalSecret,
     TRIGGER_LABEL: z.string().min(1).default(FORGE_LABELS.trigger),
     GITHUB_APP_ID: optionalSecret,
-    GITHUB_APP_PRIVATE_KEY: optionalSecret,
+    /** PEM; `\n` escapes (a key squeezed onto one line of an env file) become newlines. */
+    GITHUB_APP_PRIVATE_KEY: optionalSecret.transform((pem) => pem?.replace(/\\n/g, "\n")),
     GITHUB_API_URL: z.string().url().default("https://api.github.com"),
     /** Seconds a sender's permission stays cached. */
     PERMISSION_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(60),
