@@ -1,11 +1,17 @@
 import { allows, type Grant } from "./app.ts";
+import type { WebhookEmitter } from "./events.ts";
 import { revParse } from "./git.ts";
 import { GraphqlFieldError, type Resolver } from "./graphql.ts";
 import { isoNow } from "./http.ts";
 import { decodeNodeId, type Item, nodeId, type Repo, type Store } from "./store.ts";
 
 /** GraphQL roots (query, mutation) over the same store, enforcing the token's scope and permissions. */
-export function graphqlRoots(store: Store, grant: Grant): { query: Resolver; mutation: Resolver } {
+export function graphqlRoots(
+  store: Store,
+  grant: Grant,
+  hooks: WebhookEmitter,
+  actor: string,
+): { query: Resolver; mutation: Resolver } {
   const visible = (repo: Repo | undefined): repo is Repo => !!repo && (!grant.repoIds || grant.repoIds.has(repo.id));
   const need = (area: string, level: "read" | "write") => {
     if (!allows(grant, area, level)) throw new GraphqlFieldError("FORBIDDEN", "Resource not accessible by integration");
@@ -65,8 +71,10 @@ export function graphqlRoots(store: Store, grant: Grant): { query: Resolver; mut
       need("pull_requests", "write");
       const { repo, it } = pullById(input?.pullRequestId);
       if (it.state !== "open") throw new GraphqlFieldError("UNPROCESSABLE", "Pull request is closed");
+      const changed = it.pull!.draft !== draft;
       it.pull!.draft = draft;
       it.updatedAt = isoNow();
+      if (changed) hooks.pull(repo, actor, it, draft ? "converted_to_draft" : "ready_for_review");
       return { clientMutationId: input?.clientMutationId ?? null, pullRequest: prNode(repo, it) };
     };
 

@@ -62,6 +62,8 @@ export const issueRoutes: Route[] = [
     if (!title) throw validationFailed({ resource: "Issue", code: "missing_field", field: "title" });
     const labels = Array.isArray(ctx.body.labels) ? ctx.body.labels.map(String) : [];
     const created = ctx.store.newItem(ctx.repo, { title, body: str(ctx.body.body) ?? null, user: ctx.actor, labels });
+    ctx.hooks.item(ctx.repo, ctx.actor, created, "opened");
+    for (const l of created.labels) ctx.hooks.label(ctx.repo, ctx.actor, created, "labeled", l);
     return { status: 201, body: ctx.store.issueJson(ctx.repo, created) };
   }),
   route("GET", "/repos/:owner/:repo/issues/:n", (ctx) => ({
@@ -70,16 +72,26 @@ export const issueRoutes: Route[] = [
   })),
   route("PATCH", "/repos/:owner/:repo/issues/:n", (ctx) => {
     const it = item(ctx, "write");
-    if (typeof ctx.body.title === "string") it.title = ctx.body.title;
-    if ("body" in ctx.body) it.body = str(ctx.body.body) ?? null;
+    const changes: Record<string, { from: unknown }> = {};
+    if (typeof ctx.body.title === "string" && ctx.body.title !== it.title) {
+      changes.title = { from: it.title };
+      it.title = ctx.body.title;
+    }
+    if ("body" in ctx.body && (str(ctx.body.body) ?? null) !== it.body) {
+      changes.body = { from: it.body };
+      it.body = str(ctx.body.body) ?? null;
+    }
+    if (Object.keys(changes).length) ctx.hooks.item(ctx.repo, ctx.actor, it, "edited", { changes });
     if (ctx.body.state === "closed" && it.state === "open") {
       it.state = "closed";
       it.closedAt = isoNow();
       it.stateReason = str(ctx.body.state_reason) ?? "completed";
+      ctx.hooks.item(ctx.repo, ctx.actor, it, "closed");
     } else if (ctx.body.state === "open" && it.state === "closed") {
       it.state = "open";
       it.closedAt = null;
       it.stateReason = "reopened";
+      ctx.hooks.item(ctx.repo, ctx.actor, it, "reopened");
     }
     if (Array.isArray(ctx.body.labels)) {
       it.labels = [];
@@ -107,7 +119,9 @@ export const issueRoutes: Route[] = [
         field: "body",
         message: "body is too long (maximum is 65536 characters)",
       });
-    return { status: 201, body: ctx.store.commentJson(ctx.repo, ctx.store.addComment(ctx.repo, it, body, ctx.actor)) };
+    const created = ctx.store.addComment(ctx.repo, it, body, ctx.actor);
+    ctx.hooks.comment(ctx.repo, ctx.actor, it, created, "created");
+    return { status: 201, body: ctx.store.commentJson(ctx.repo, created) };
   }),
   route("GET", "/repos/:owner/:repo/issues/comments/:id", (ctx) => ({
     status: 200,
@@ -117,13 +131,18 @@ export const issueRoutes: Route[] = [
     const c = comment(ctx, "write");
     const body = str(ctx.body.body);
     if (!body) throw validationFailed({ resource: "IssueComment", code: "missing_field", field: "body" });
+    const from = c.body;
     c.body = body;
     c.updatedAt = isoNow();
+    const parent = ctx.repo.items.get(c.issueNumber);
+    if (parent) ctx.hooks.comment(ctx.repo, ctx.actor, parent, c, "edited", { changes: { body: { from } } });
     return { status: 200, body: ctx.store.commentJson(ctx.repo, c) };
   }),
   route("DELETE", "/repos/:owner/:repo/issues/comments/:id", (ctx) => {
     const c = comment(ctx, "write");
     ctx.repo.comments.splice(ctx.repo.comments.indexOf(c), 1);
+    const parent = ctx.repo.items.get(c.issueNumber);
+    if (parent) ctx.hooks.comment(ctx.repo, ctx.actor, parent, c, "deleted");
     return { status: 204 };
   }),
   route("POST", "/repos/:owner/:repo/issues/:n/reactions", (ctx) => react(ctx, item(ctx, "write").reactions)),
@@ -133,14 +152,19 @@ export const issueRoutes: Route[] = [
   route("GET", "/repos/:owner/:repo/issues/:n/labels", (ctx) => paginate(labelsOf(ctx, item(ctx, "read")), ctx.url)),
   route("POST", "/repos/:owner/:repo/issues/:n/labels", (ctx) => {
     const it = item(ctx, "write");
+    const before = new Set(it.labels);
     for (const l of labelNames(ctx)) ctx.store.attachLabel(ctx.repo, it, l);
+    for (const l of it.labels) if (!before.has(l)) ctx.hooks.label(ctx.repo, ctx.actor, it, "labeled", l);
     it.updatedAt = isoNow();
     return { status: 200, body: labelsOf(ctx, it) };
   }),
   route("PUT", "/repos/:owner/:repo/issues/:n/labels", (ctx) => {
     const it = item(ctx, "write");
+    const before = it.labels;
     it.labels = [];
     for (const l of labelNames(ctx)) ctx.store.attachLabel(ctx.repo, it, l);
+    for (const l of before) if (!it.labels.includes(l)) ctx.hooks.label(ctx.repo, ctx.actor, it, "unlabeled", l);
+    for (const l of it.labels) if (!before.includes(l)) ctx.hooks.label(ctx.repo, ctx.actor, it, "labeled", l);
     it.updatedAt = isoNow();
     return { status: 200, body: labelsOf(ctx, it) };
   }),
@@ -149,7 +173,8 @@ export const issueRoutes: Route[] = [
     const name = decodeURIComponent(ctx.params.name ?? "").toLowerCase();
     const at = it.labels.findIndex((l) => l.toLowerCase() === name);
     if (at < 0) throw new GitHubError(404, "Label does not exist");
-    it.labels.splice(at, 1);
+    const [removed] = it.labels.splice(at, 1);
+    if (removed) ctx.hooks.label(ctx.repo, ctx.actor, it, "unlabeled", removed);
     it.updatedAt = isoNow();
     return { status: 200, body: labelsOf(ctx, it) };
   }),

@@ -103,6 +103,7 @@ export const pullRoutes: Route[] = [
     }
     const it = ctx.store.newItem(ctx.repo, { title, body: str(ctx.body.body) ?? null, user: ctx.actor });
     it.pull = { head: branch, base, draft: ctx.body.draft === true, headSha, reviews: [], reviewComments: [] };
+    ctx.hooks.pull(ctx.repo, ctx.actor, it, "opened");
     return { status: 201, body: await renderPull(ctx.store, ctx.repo, it) };
   }),
   route("GET", "/repos/:owner/:repo/pulls/:n", async (ctx) => ({
@@ -111,15 +112,28 @@ export const pullRoutes: Route[] = [
   })),
   route("PATCH", "/repos/:owner/:repo/pulls/:n", async (ctx) => {
     const it = pullItem(ctx, "write");
-    if (typeof ctx.body.title === "string") it.title = ctx.body.title;
-    if ("body" in ctx.body) it.body = str(ctx.body.body) ?? null;
-    if (typeof ctx.body.base === "string") it.pull!.base = ctx.body.base;
+    const changes: Record<string, { from: unknown }> = {};
+    if (typeof ctx.body.title === "string" && ctx.body.title !== it.title) {
+      changes.title = { from: it.title };
+      it.title = ctx.body.title;
+    }
+    if ("body" in ctx.body && (str(ctx.body.body) ?? null) !== it.body) {
+      changes.body = { from: it.body };
+      it.body = str(ctx.body.body) ?? null;
+    }
+    if (typeof ctx.body.base === "string" && ctx.body.base !== it.pull!.base) {
+      changes.base = { from: { ref: it.pull!.base } };
+      it.pull!.base = ctx.body.base;
+    }
+    if (Object.keys(changes).length) ctx.hooks.pull(ctx.repo, ctx.actor, it, "edited", { changes });
     if (ctx.body.state === "closed" && it.state === "open") {
       it.state = "closed";
       it.closedAt = isoNow();
+      ctx.hooks.pull(ctx.repo, ctx.actor, it, "closed");
     } else if (ctx.body.state === "open" && it.state === "closed") {
       it.state = "open";
       it.closedAt = null;
+      ctx.hooks.pull(ctx.repo, ctx.actor, it, "reopened");
     }
     it.updatedAt = isoNow();
     return { status: 200, body: await renderPull(ctx.store, ctx.repo, it) };
@@ -193,6 +207,7 @@ export const pullRoutes: Route[] = [
     });
     it.pull!.reviews.push(review);
     it.pull!.reviewComments.push(...drafted);
+    ctx.hooks.review(ctx.repo, ctx.actor, it, review);
     return { status: 200, body: ctx.store.reviewJson(ctx.repo, it, review) };
   }),
   route("GET", "/repos/:owner/:repo/pulls/:n/reviews", (ctx) => {

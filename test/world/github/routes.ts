@@ -1,4 +1,5 @@
 import type { Grant } from "./app.ts";
+import type { WebhookEmitter } from "./events.ts";
 import type { Reply } from "./http.ts";
 import type { Repo, Store } from "./store.ts";
 
@@ -13,6 +14,8 @@ export interface Ctx {
   actor: string;
   repo: Repo;
   store: Store;
+  /** Webhook events caused by this request. */
+  hooks: WebhookEmitter;
   /** Throws 403 unless the token holds at least one of `area:level`. */
   need(...alternatives: string[]): void;
 }

@@ -13,6 +13,7 @@ import {
   newToken,
   verifyAppJwt,
 } from "./app.ts";
+import { branchHeads, type Delivery, WebhookEmitter, type WebhookTarget } from "./events.ts";
 import { commitFiles, createBareRepo, gitBuffer, revParse, serveGitHttp } from "./git.ts";
 import { execute, parse } from "./graphql.ts";
 import { graphqlRoots } from "./graphql-root.ts";
@@ -34,6 +35,8 @@ export interface GitHubSimOptions {
    * metadata = read). Token requests beyond it get 422, as on GitHub.
    */
   appPermissions?: Record<string, Level>;
+  /** Where the App's webhook delivers (can also be set later with `setWebhook`). */
+  webhook?: WebhookTarget;
 }
 
 export interface RequestRecord {
@@ -72,7 +75,13 @@ export interface GitHubSim {
    * Commits files (null deletes) on a branch by a real git push, e.g. a human changing main or pushing
    * to the agent's branch. The branch is created from the default branch when missing. Returns the SHA.
    */
-  commitFiles(repo: string, branch: string, files: Record<string, string | null>, message?: string): Promise<string>;
+  commitFiles(
+    repo: string,
+    branch: string,
+    files: Record<string, string | null>,
+    message?: string,
+    user?: string,
+  ): Promise<string>;
   createIssue(repo: string, issue: { title: string; body?: string; user?: string; labels?: string[] }): IssueJson;
   /** A comment by someone other than the App (e.g. the human replying to a question). */
   addComment(repo: string, n: number, comment: { body: string; user: string }): CommentJson;
@@ -104,6 +113,19 @@ export interface GitHubSim {
   /** Makes a token expire now (as if an hour had passed). */
   expireToken(token: string): void;
   requests: RequestRecord[];
+  /**
+   * Points the App's webhook at a receiver (e.g. the gateway), or turns it off. From then on, REST
+   * writes, git pushes and the test actions above are delivered as GitHub events: issues.*, issue_comment.*,
+   * pull_request.* (opened, edited, closed, reopened, synchronize, ready_for_review, labeled...),
+   * pull_request_review.submitted, push.
+   */
+  setWebhook(target: WebhookTarget | undefined): void;
+  /** Every delivery made, with its event, payload and the receiver's status. */
+  deliveries: Delivery[];
+  /** Resolves when all deliveries queued so far were attempted. */
+  webhooksSettled(): Promise<void>;
+  /** Sends a past delivery again with the same `X-GitHub-Delivery` id (GitHub's "Redeliver"). */
+  redeliver(deliveryId: string): Promise<Delivery>;
   stop(): Promise<void>;
 }
 
@@ -140,6 +162,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
   });
   const routes: Route[] = [...issueRoutes, ...pullRoutes, collaboratorRoute];
   let store!: Store;
+  let hooks!: WebhookEmitter;
 
   const installationJson = () => ({
     id: installationId,
@@ -295,6 +318,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
         actor: botLogin,
         repo,
         store,
+        hooks,
         need: (...alternatives) => {
           const ok = alternatives.some((a) => {
             const [area = "", level = "read"] = a.split(":");
@@ -320,7 +344,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
     } catch (err) {
       return { status: 200, body: { errors: [{ message: (err as Error).message }] } };
     }
-    const roots = graphqlRoots(store, grant);
+    const roots = graphqlRoots(store, grant, hooks, botLogin);
     const variables = (body.variables ?? {}) as Record<string, unknown>;
     const result = await execute(
       op.selections,
@@ -353,12 +377,16 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
     }
     const push = m[3] === "git-receive-pack" || url.searchParams.get("service") === "git-receive-pack";
     if (push && !allows(grant, "contents", "write")) return deny(403, "Write access to repository not granted.");
-    return serveGitHttp(req, res, {
+    const pushing = push && req.method === "POST";
+    const before = pushing ? await branchHeads(repo.bare) : undefined;
+    const status = await serveGitHttp(req, res, {
       projectRoot: root,
       pathInfo: `/${repo.fullName}.git/${m[3]}`,
       query: url.search.replace(/^\?/, ""),
       remoteUser: user || "x-access-token",
     });
+    if (before) hooks.pushed(repo, botLogin, before, await branchHeads(repo.bare));
+    return status;
   }
 
   const server = createServer(async (req, res) => {
@@ -389,6 +417,8 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const serverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   store = new Store(serverUrl, `${serverUrl}/api/v3`);
+  hooks = new WebhookEmitter(store, installationId);
+  hooks.target = opts.webhook;
 
   const mustRepo = (name: string): Repo => {
     const repo = store.repo(name);
@@ -419,9 +449,12 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       const repo = store.addRepo(fullName, bare, branch, repoOpts.private ?? true);
       return { id: repo.id, fullName, cloneUrl: `${serverUrl}/${fullName}.git` };
     },
-    commitFiles(name, branch, files, message = "Update files") {
+    async commitFiles(name, branch, files, message = "Update files", user = "octocat") {
       const repo = mustRepo(name);
-      return commitFiles(repo.bare, branch, repo.defaultBranch, files, message);
+      const before = await branchHeads(repo.bare);
+      const sha = await commitFiles(repo.bare, branch, repo.defaultBranch, files, message);
+      hooks.pushed(repo, user, before, await branchHeads(repo.bare));
+      return sha;
     },
     createIssue(name, issue) {
       const repo = mustRepo(name);
@@ -431,11 +464,15 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
         user: issue.user ?? "octocat",
         labels: issue.labels ?? [],
       });
+      hooks.item(repo, it.user, it, "opened");
+      for (const l of it.labels) hooks.label(repo, it.user, it, "labeled", l);
       return store.issueJson(repo, it);
     },
     addComment(name, n, comment) {
       const [repo, it] = mustItem(name, n);
-      return store.commentJson(repo, store.addComment(repo, it, comment.body, comment.user));
+      const created = store.addComment(repo, it, comment.body, comment.user);
+      hooks.comment(repo, comment.user, it, created, "created");
+      return store.commentJson(repo, created);
     },
     submitReview(name, n, review) {
       const [repo, it] = mustItem(name, n);
@@ -452,6 +489,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
         submittedAt: isoNow(),
       };
       it.pull.reviews.push(r);
+      hooks.review(repo, review.user, it, r);
       return store.reviewJson(repo, it, r);
     },
     issue(name, n) {
@@ -515,7 +553,14 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       if (grant) grant.expiresAt = new Date(Date.now() - 1000);
     },
     requests,
+    setWebhook(target) {
+      hooks.target = target;
+    },
+    deliveries: hooks.deliveries,
+    webhooksSettled: () => hooks.settled(),
+    redeliver: (id) => hooks.redeliver(id),
     async stop() {
+      await hooks.settled();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rm(root, { recursive: true, force: true });
