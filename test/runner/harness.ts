@@ -14,6 +14,23 @@ export const CALC_FILES: Record<string, string> = {
   "test/add.test.js":
     'import assert from "node:assert/strict";\nimport { test } from "node:test";\nimport { add } from "../src/add.js";\n\ntest("adds two numbers", () => {\n  assert.equal(add(2, 3), 5);\n});\n',
   "CLAUDE.md": "# calc\n\nPlain ES modules, tests with node:test.\n",
+  "risk-policy.json": `${JSON.stringify(
+    {
+      version: "1",
+      riskTierRules: { high: [".github/**"], medium: ["src/**"], low: ["**/*.md"] },
+      mergePolicy: {
+        high: {
+          requiredChecks: ["risk-policy-gate", "tests", "claude-review", "spec-audit"],
+          humanApprovalRequired: true,
+        },
+        medium: { requiredChecks: ["risk-policy-gate", "tests", "claude-review", "spec-audit"] },
+        low: { requiredChecks: ["risk-policy-gate"] },
+      },
+      blockedPatterns: [{ pattern: "secrets/**", reason: "never committed by an agent" }],
+    },
+    null,
+    2,
+  )}\n`,
 };
 
 export const ticketFor = (repo: string, number: number, title: string, body: string) => ({
