@@ -168,6 +168,14 @@ describe("git over smart HTTP and pull requests", () => {
     expect(byName["README.md"]).toMatchObject({ status: "modified", additions: 2, deletions: 0 });
     expect(byName["README.md"]?.patch).toMatch(/^@@ -1 \+1,3 @@/);
 
+    const diff = await octokit.pulls.get({
+      owner: "acme",
+      repo: "shop",
+      pull_number: 1,
+      mediaType: { format: "diff" },
+    });
+    expect(String(diff.data)).toContain("+++ b/src/tax.ts");
+
     const list = await octokit.pulls.list({ owner: "acme", repo: "shop", head: "acme:agent/1-add-tax", state: "open" });
     expect(list.data.map((p) => p.number)).toEqual([1]);
 

@@ -29,6 +29,8 @@ export const validationFailed = (...errors: unknown[]) => new GitHubError(422, "
 export interface Reply {
   status: number;
   body?: unknown;
+  /** Sent as is instead of JSON (diff and patch media types). */
+  text?: string;
   headers?: Record<string, string>;
 }
 
@@ -57,6 +59,11 @@ export async function readJson(req: IncomingMessage): Promise<Record<string, unk
 
 export function send(res: ServerResponse, reply: Reply): void {
   const headers: Record<string, string> = { ...reply.headers };
+  if (reply.text !== undefined) {
+    headers["content-type"] ??= "text/plain; charset=utf-8";
+    res.writeHead(reply.status, headers).end(reply.text);
+    return;
+  }
   if (reply.body === undefined) {
     res.writeHead(reply.status, headers).end();
     return;

@@ -106,10 +106,18 @@ export const pullRoutes: Route[] = [
     ctx.hooks.pull(ctx.repo, ctx.actor, it, "opened");
     return { status: 201, body: await renderPull(ctx.store, ctx.repo, it) };
   }),
-  route("GET", "/repos/:owner/:repo/pulls/:n", async (ctx) => ({
-    status: 200,
-    body: await renderPull(ctx.store, ctx.repo, pullItem(ctx, "read")),
-  })),
+  route("GET", "/repos/:owner/:repo/pulls/:n", async (ctx) => {
+    const it = pullItem(ctx, "read");
+    const pr = await renderPull(ctx.store, ctx.repo, it);
+    const format = /application\/vnd\.github(?:\.v3)?\.(diff|patch)/.exec(ctx.accept)?.[1];
+    if (!format) return { status: 200, body: pr };
+    const range = `refs/heads/${it.pull!.base}...${it.pull!.headSha}`;
+    const text =
+      format === "diff"
+        ? await git(ctx.repo.bare, ["diff", "--no-color", range])
+        : await git(ctx.repo.bare, ["format-patch", "--stdout", range.replace("...", "..")]);
+    return { status: 200, text, headers: { "content-type": `text/x-${format}; charset=utf-8` } };
+  }),
   route("PATCH", "/repos/:owner/:repo/pulls/:n", async (ctx) => {
     const it = pullItem(ctx, "write");
     const changes: Record<string, { from: unknown }> = {};

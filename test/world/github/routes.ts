@@ -7,6 +7,8 @@ import type { Repo, Store } from "./store.ts";
 export interface Ctx {
   method: string;
   url: URL;
+  /** The request's `Accept` header (media types such as `application/vnd.github.diff`). */
+  accept: string;
   params: Record<string, string>;
   body: Record<string, unknown>;
   grant: Grant;

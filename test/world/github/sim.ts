@@ -312,6 +312,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       const ctx: Ctx = {
         method,
         url,
+        accept: String(req.headers.accept ?? ""),
         params,
         body,
         grant,
