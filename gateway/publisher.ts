@@ -75,9 +75,27 @@ export function natsPublisher({
   let connected = false;
   let closing = false;
 
+  const sleep = () => new Promise((r) => setTimeout(r, reconnectWaitMs));
+
+  let preparing = false;
+  /** Ensures the stream, retrying until it works, the connection drops or the publisher closes. */
   const prepare = async (conn: NatsConnection) => {
-    await ensureTicketsStream(await jetstreamManager(conn));
-    streamReady = true;
+    if (preparing) return;
+    preparing = true;
+    try {
+      while (!closing && connected && !streamReady) {
+        try {
+          await ensureTicketsStream(await jetstreamManager(conn, { timeout: publishTimeoutMs }));
+          streamReady = true;
+          logger.info({ event: "nats_stream_ready", stream: TICKETS_STREAM }, "TICKETS stream ready");
+        } catch (err) {
+          logger.warn({ err, event: "nats_stream_not_ready" }, "TICKETS stream not ready yet");
+          await sleep();
+        }
+      }
+    } finally {
+      preparing = false;
+    }
   };
 
   const watch = async (conn: NatsConnection) => {
@@ -91,15 +109,16 @@ export function natsPublisher({
         connected = true;
         logger.info({ event: "nats_reconnected" }, "NATS connection restored");
         // The server may have come back with an empty store.
-        prepare(conn).catch((err) => logger.error({ err }, "ensuring the TICKETS stream failed"));
+        void prepare(conn);
       }
     }
   };
 
   const start = async (): Promise<void> => {
-    while (!closing) {
+    let conn: NatsConnection | undefined;
+    while (!closing && !conn) {
       try {
-        const conn = await connect({
+        conn = await connect({
           servers,
           name: "agentfactory-gateway",
           maxReconnectAttempts: -1,
@@ -108,18 +127,18 @@ export function natsPublisher({
           // Capturing a stack per request for async traces cost ~6% of the gateway's CPU.
           noAsyncTraces: true,
         });
-        nc = conn;
-        js = jetstream(conn, { timeout: publishTimeoutMs });
-        connected = true;
-        void watch(conn);
-        logger.info({ event: "nats_connected", server: conn.getServer() }, "connected to NATS");
-        await prepare(conn);
-        return;
       } catch (err) {
         logger.warn({ err, event: "nats_connect_failed" }, "NATS not reachable yet");
-        await new Promise((r) => setTimeout(r, reconnectWaitMs));
+        await sleep();
       }
     }
+    if (!conn) return;
+    nc = conn;
+    js = jetstream(conn, { timeout: publishTimeoutMs });
+    connected = true;
+    void watch(conn);
+    logger.info({ event: "nats_connected", server: conn.getServer() }, "connected to NATS");
+    await prepare(conn);
   };
 
   const connectedPromise = start();
@@ -141,6 +160,11 @@ export function natsPublisher({
         const ack = await client.publish(subject, data, { msgID: ticket.id, headers: hdrs, timeout: publishTimeoutMs });
         return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
+        // No stream answers on the subject (deleted, or a server with a fresh store): make it again.
+        if ((err as Error).name === "JetStreamNotEnabled" && connected && nc) {
+          streamReady = false;
+          void prepare(nc);
+        }
         throw new Unavailable("nats", (err as Error).message, { cause: err });
       }
     },

@@ -115,6 +115,18 @@ describe("gateway → real NATS JetStream", () => {
     );
     expect(ids.filter((id) => id === "github:during")).toHaveLength(1);
   });
+
+  it("re-creates a deleted TICKETS stream: 503 for the delivery that found it missing, then accepted", async () => {
+    const nc = await connect({ servers: nats.url });
+    await (await jetstreamManager(nc)).streams.delete(TICKETS_STREAM);
+    await nc.close();
+    expect((await deliver("after-delete", 30)).status).toBe(503);
+    await waitFor(async () => (await app.request("/readyz")).status === 200);
+    expect((await deliver("after-delete", 30)).status).toBe(202);
+    const { info, messages } = await stored();
+    expect(info.config.storage).toBe("file");
+    expect(messages.map((m) => m.header?.get("Nats-Msg-Id"))).toEqual(["github:after-delete"]);
+  });
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
