@@ -54,6 +54,24 @@ describe("probes and metrics", () => {
   });
 });
 
+describe("request id", () => {
+  it("returns the caller's X-Request-Id, also on refusals", async () => {
+    const { app } = setup();
+    const res = await app.request("/dispatch", { method: "POST", body: "{}", headers: { "x-request-id": "abc-123" } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("x-request-id")).toBe("abc-123");
+  });
+
+  it.each([
+    ["too long", "a".repeat(256)],
+    ["with characters a log line could be forged with", 'x"\ninjected'],
+  ])("replaces an id that is %s with a generated one", async (_name, id) => {
+    const { app } = setup();
+    const res = await app.request("/healthz", { headers: { "x-request-id": id } });
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
 describe("configuration", () => {
   const base = {
     GITHUB_WEBHOOK_SECRET: "s",
