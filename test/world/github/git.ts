@@ -16,7 +16,41 @@ export const GIT_ENV: NodeJS.ProcessEnv = {
   GIT_COMMITTER_NAME: "World Sim",
   GIT_COMMITTER_EMAIL: "sim@example.test",
   LANG: "C",
+  // The simulator's own git (seeding, commitFiles) bypasses the forge's push rules.
+  GHSIM_TRUSTED: "1",
 };
+
+/**
+ * GitHub's push rules, as a pre-receive hook: protected branches refuse updates (GH006), and commits
+ * touching `.github/workflows/` need the token's `workflows: write` permission. The HTTP handler passes
+ * GHSIM_PROTECTED (space-separated branches) and GHSIM_WORKFLOWS (the token's level) in the environment.
+ */
+const PRE_RECEIVE = `#!/bin/sh
+[ "$GHSIM_TRUSTED" = 1 ] && exit 0
+zero=0000000000000000000000000000000000000000
+status=0
+while read old new ref; do
+  branch=\${ref#refs/heads/}
+  for p in $GHSIM_PROTECTED; do
+    if [ "$p" = "$branch" ]; then
+      echo "error: GH006: Protected branch update failed for $ref." >&2
+      status=1
+    fi
+  done
+  [ "$new" = "$zero" ] && continue
+  [ "$GHSIM_WORKFLOWS" = write ] && continue
+  if [ "$old" = "$zero" ]; then
+    wf=$(git log --format= --name-only "$new" --not --all | grep '^\\.github/workflows/' | head -n 1)
+  else
+    wf=$(git log --format= --name-only "$old..$new" | grep '^\\.github/workflows/' | head -n 1)
+  fi
+  if [ -n "$wf" ]; then
+    echo "refusing to allow a GitHub App to create or update workflow \\\`$wf\\\` without \\\`workflows\\\` permission" >&2
+    status=1
+  fi
+done
+exit $status
+`;
 
 export class GitFailed extends Error {
   constructor(
@@ -58,6 +92,7 @@ export async function createBareRepo(
   await mkdir(dirname(bare), { recursive: true });
   await git(root, ["init", "--quiet", "--bare", "-b", branch, bare]);
   await git(bare, ["config", "http.receivepack", "true"]);
+  await writeFile(join(bare, "hooks", "pre-receive"), PRE_RECEIVE, { mode: 0o755 });
   const work = await mkdtemp(join(tmpdir(), "ghsim-seed-"));
   try {
     await git(work, ["init", "--quiet", "-b", branch]);
@@ -225,7 +260,7 @@ export function commentableLines(patch: string | undefined, side: "LEFT" | "RIGH
 export function serveGitHttp(
   req: IncomingMessage,
   res: ServerResponse,
-  opts: { projectRoot: string; pathInfo: string; query: string; remoteUser: string },
+  opts: { projectRoot: string; pathInfo: string; query: string; remoteUser: string; env?: Record<string, string> },
 ): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn("git", ["http-backend"], {
@@ -240,6 +275,8 @@ export function serveGitHttp(
         REMOTE_USER: opts.remoteUser,
         REMOTE_ADDR: req.socket.remoteAddress ?? "127.0.0.1",
         ...(req.headers["git-protocol"] ? { GIT_PROTOCOL: String(req.headers["git-protocol"]) } : {}),
+        GHSIM_TRUSTED: "",
+        ...opts.env,
       },
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,7 +24,7 @@ beforeAll(async () => {
     "src/cart.ts": "export const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);\n",
     "risk-policy.json": '{"version":"1"}\n',
   });
-  await gh.createRepo("acme/other", { "README.md": "# other\n" });
+  await gh.createRepo("acme/other", { "README.md": "# other\n" }, { protectedBranches: ["main"] });
   work = await mkdtemp(join(tmpdir(), "ghsim-test-"));
 });
 
@@ -288,6 +288,42 @@ describe("git details", () => {
     expect(issues.data.some((i) => i.number === pr.data.number && i.pull_request)).toBe(true);
     await octokit.pulls.update({ owner: "acme", repo: "shop", pull_number: pr.data.number, state: "closed" });
     expect((await gh.pull("acme/shop", pr.data.number)).state).toBe("closed");
+  });
+});
+
+describe("push rules", () => {
+  it("refuses pushes to a protected branch and workflow changes without the workflows permission", async () => {
+    const token = gh.mintToken("acme/other");
+    const dir = join(work, "other");
+    await run("git", ["clone", "--quiet", gh.cloneUrl("acme/other", token), dir], { env: GIT_ENV });
+    await writeFile(join(dir, "README.md"), "changed\n");
+    await gitIn(dir, "commit", "-qam", "direct to main");
+    await expect(gitIn(dir, "push", "-q", "origin", "main")).rejects.toThrow(/GH006: Protected branch update failed/);
+    await gitIn(dir, "push", "-q", "origin", "HEAD:refs/heads/agent/2-readme");
+    await gitIn(dir, "checkout", "-q", "-b", "agent/3-ci");
+    await mkdir(join(dir, ".github/workflows"), { recursive: true });
+    await writeFile(join(dir, ".github/workflows/ci.yml"), "on: push\n");
+    await gitIn(dir, "add", "-A");
+    await gitIn(dir, "commit", "-qm", "ci");
+    await expect(gitIn(dir, "push", "-q", "origin", "agent/3-ci")).rejects.toThrow(/without `workflows` permission/);
+    expect(await gh.branchSha("acme/other", "agent/3-ci")).toBeUndefined();
+  });
+
+  it("lets a token with workflows: write push workflow changes when the App has that permission", async () => {
+    const sim = await startGitHubSim({ appPermissions: { contents: "write", workflows: "write" } });
+    try {
+      await sim.createRepo("acme/ci", { "README.md": "x\n" });
+      const dir = join(work, "ci");
+      await run("git", ["clone", "--quiet", sim.cloneUrl("acme/ci", sim.mintToken("acme/ci")), dir], { env: GIT_ENV });
+      await mkdir(join(dir, ".github/workflows"), { recursive: true });
+      await writeFile(join(dir, ".github/workflows/ci.yml"), "on: push\n");
+      await gitIn(dir, "add", "-A");
+      await gitIn(dir, "commit", "-qm", "ci");
+      await gitIn(dir, "push", "-q", "origin", "HEAD:refs/heads/agent/4-ci");
+      expect(await sim.readFile("acme/ci", "agent/4-ci", ".github/workflows/ci.yml")).toBe("on: push\n");
+    } finally {
+      await sim.stop();
+    }
   });
 });
 

@@ -65,11 +65,15 @@ export interface GitHubSim {
   botLogin: string;
   privateKeyPem: string;
   installationId: number;
-  /** A repository with one real commit on the default branch ("main"); files starting with "#!" are executable. */
+  /**
+   * A repository with one real commit on the default branch ("main"); files starting with "#!" are
+   * executable. Pushes over HTTP follow GitHub's rules: `protectedBranches` refuse them (GH006), and
+   * commits touching `.github/workflows/` need a token with `workflows: write`.
+   */
   createRepo(
     fullName: string,
     files: Record<string, string>,
-    opts?: { defaultBranch?: string; private?: boolean },
+    opts?: { defaultBranch?: string; private?: boolean; protectedBranches?: string[] },
   ): Promise<{ id: number; fullName: string; cloneUrl: string }>;
   /**
    * Commits files (null deletes) on a branch by a real git push, e.g. a human changing main or pushing
@@ -385,6 +389,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       pathInfo: `/${repo.fullName}.git/${m[3]}`,
       query: url.search.replace(/^\?/, ""),
       remoteUser: user || "x-access-token",
+      env: { GHSIM_PROTECTED: repo.protectedBranches.join(" "), GHSIM_WORKFLOWS: grant.permissions.workflows ?? "" },
     });
     if (before) hooks.pushed(repo, botLogin, before, await branchHeads(repo.bare));
     return status;
@@ -448,6 +453,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       const branch = repoOpts.defaultBranch ?? "main";
       const bare = await createBareRepo(root, fullName, files, branch);
       const repo = store.addRepo(fullName, bare, branch, repoOpts.private ?? true);
+      repo.protectedBranches = repoOpts.protectedBranches ?? [];
       return { id: repo.id, fullName, cloneUrl: `${serverUrl}/${fullName}.git` };
     },
     async commitFiles(name, branch, files, message = "Update files", user = "octocat") {

@@ -80,6 +80,8 @@ export interface Repo {
   bare: string;
   defaultBranch: string;
   private: boolean;
+  /** Branches that refuse pushes over HTTP (GitHub branch protection). */
+  protectedBranches: string[];
   /** Issues and pull requests share one number sequence, like GitHub. */
   lastNumber: number;
   items: Map<number, Item>;
@@ -136,6 +138,7 @@ export class Store {
       bare,
       defaultBranch,
       private: isPrivate,
+      protectedBranches: [],
       lastNumber: 0,
       items: new Map(),
       comments: [],
