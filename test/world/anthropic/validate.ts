@@ -38,6 +38,12 @@ export function validateRequest(body: unknown): MessagesRequest {
   const req = body as MessagesRequest;
   if (typeof req.model !== "string" || req.model === "") throw invalid("model: Field required");
   if (!Number.isInteger(req.max_tokens) || req.max_tokens < 1) throw invalid("max_tokens: Field required");
+  if (
+    req.temperature !== undefined &&
+    (typeof req.temperature !== "number" || req.temperature < 0 || req.temperature > 1)
+  ) {
+    throw invalid("temperature: Input should be less than or equal to 1");
+  }
   if (!Array.isArray(req.messages)) throw invalid("messages: Field required");
   if (req.messages.length === 0) throw invalid("messages: at least one message is required");
   if (req.system !== undefined && typeof req.system !== "string" && !Array.isArray(req.system)) {

@@ -137,7 +137,11 @@ export async function startClickUpSim(opts: ClickUpSimOptions): Promise<ClickUpS
     const task = m ? tasks.get(decodeURIComponent(m[1] ?? "")) : undefined;
     if (!m) return reply(404, { err: "Route not found", ECODE: "APP_001" });
     if (!task) return reply(404, { err: "Task not found, deleted", ECODE: "ITEM_013" });
-    if (!m[2] && req.method === "GET") return reply(200, clickUpTaskJson(task));
+    if (!m[2] && req.method === "GET") {
+      const json = clickUpTaskJson(task);
+      const markdown = url.searchParams.get("include_markdown_description") === "true";
+      return reply(200, markdown ? { ...json, markdown_description: task.description ?? "" } : json);
+    }
     if (m[2] && req.method === "POST") {
       let body: { comment_text?: unknown; notify_all?: unknown };
       try {

@@ -415,7 +415,10 @@ describe("issues, comments, labels, contents", () => {
     ).toBe(true);
   });
 
-  it("rejects missing, unknown and expired tokens with 401", async () => {
+  it("rejects missing, unknown, revoked and expired tokens with 401", async () => {
+    const revoked = gh.mintToken("acme/shop");
+    await octokitFor(revoked).apps.revokeInstallationAccessToken();
+    await expect(octokitFor(revoked).repos.get({ owner: "acme", repo: "shop" })).rejects.toMatchObject({ status: 401 });
     const token = gh.mintToken("acme/shop");
     gh.expireToken(token);
     await expect(octokitFor(token).repos.get({ owner: "acme", repo: "shop" })).rejects.toMatchObject({ status: 401 });

@@ -240,6 +240,12 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       if (!store.repo(`${repoInst[1]}/${repoInst[2]}`)) throw notFound();
       return { status: 200, body: installationJson() };
     }
+    if (method === "DELETE" && path === "/installation/token") {
+      const token = bearer(req);
+      grantFor(token);
+      tokens.delete(token ?? "");
+      return { status: 204 };
+    }
     if (method === "GET" && path === "/installation/repositories") {
       const grant = grantFor(bearer(req));
       const repos = [...store.repos.values()].filter((r) => !grant.repoIds || grant.repoIds.has(r.id));
