@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Ajv2020 } from "ajv/dist/2020.js";
+import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { type MessagesRequest, type Scenario, type ScriptedBlock, type ScriptedTurn, stageOf } from "./script.ts";
 import { estimateTokens, PromptCache, type Usage } from "./tokens.ts";
 import { ApiError, validateRequest } from "./validate.ts";
@@ -162,13 +162,22 @@ export async function startModelSim(opts: ModelSimOptions): Promise<ModelSim> {
   }
 
   /** Validates a scripted tool input; a schema Ajv cannot compile is not held against the script. */
+  const validators = new Map<string, ValidateFunction | null>();
+  let schemaErrors = "";
   function matchesSchema(schema: unknown, input: unknown): boolean {
     const { $schema: _, ...rest } = schema as Record<string, unknown>;
-    try {
-      return ajv.validate(rest, input) as boolean;
-    } catch {
-      return true;
+    const key = JSON.stringify(rest);
+    if (!validators.has(key)) {
+      try {
+        validators.set(key, ajv.compile(rest));
+      } catch {
+        validators.set(key, null);
+      }
     }
+    const validate = validators.get(key);
+    if (!validate || validate(input)) return true;
+    schemaErrors = ajv.errorsText(validate.errors);
+    return false;
   }
 
   /** Checks a scripted turn against what the request allows, as the real model would be constrained. */
@@ -188,9 +197,7 @@ export async function startModelSim(opts: ModelSimOptions): Promise<ModelSim> {
       const tool = (body.tools ?? []).find((t) => t.name === use.name);
       if (!tool) throw simError(`${where}: scripted tool '${use.name}' is not among the request's tools`);
       if (tool.input_schema && !matchesSchema(tool.input_schema, use.input)) {
-        throw simError(
-          `${where}: scripted input for '${use.name}' does not match its input_schema: ${ajv.errorsText()}`,
-        );
+        throw simError(`${where}: scripted input for '${use.name}' does not match its input_schema: ${schemaErrors}`);
       }
     }
   }
