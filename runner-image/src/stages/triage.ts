@@ -99,7 +99,6 @@ export function triagePrompt(deps: StageDeps, repoGuidance: string): string {
 export async function triage(deps: StageDeps): Promise<StageOutput> {
   const started = Date.now();
   const { config, forge } = deps;
-  const { ticket } = config;
   const base = config.baseBranch ?? (await forge.defaultBranch());
   await checkout(deps, base);
   const dir = repoDir(config);
@@ -113,7 +112,17 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
   });
   if (loop.status !== "completed" || !loop.final)
     return failed(config, loop, started, `triage did not finish: ${loop.message}`);
-  const v = loop.final;
+  try {
+    return await report(deps, loop.final, accounting(config, loop, started));
+  } catch (err) {
+    return failed(config, loop, started, `triage could not post its verdict: ${deps.redact((err as Error).message)}`);
+  }
+}
+
+/** Posts the verdict on the ticket (question or spec, idempotently) and builds the result. */
+async function report(deps: StageDeps, v: TriageVerdict, base: ReturnType<typeof accounting>): Promise<StageOutput> {
+  const { config, forge } = deps;
+  const { ticket } = config;
   const branch = branchName(ticket);
   const hasIssue = ticket.source === "github" && ticket.number > 0;
 
@@ -134,7 +143,7 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
       commentId = posted.id;
     }
     return {
-      ...accounting(config, loop, started),
+      ...base,
       outcome: "succeeded",
       summary: `unclear: ${v.question}`,
       triage: { verdict: "unclear", question: v.question, defaultAssumption: v.defaultAssumption, commentId },
@@ -151,7 +160,7 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
     ).id;
   }
   return {
-    ...accounting(config, loop, started),
+    ...base,
     outcome: "succeeded",
     summary: spec,
     triage: { verdict: "clear", riskTier: v.riskTier, commentId },

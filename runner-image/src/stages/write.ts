@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import { branchName } from "../../../core/names.ts";
+import type { LoopResult } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
 import type { Git } from "../git.ts";
 import { gitCurrentBranch, pathGate, safetyGate, testsGate } from "../hooks/gates.ts";
@@ -95,6 +96,20 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
   if (loop.status !== "completed")
     return failed(config, loop, started, `write did not finish (${loop.status}): ${loop.message}`);
 
+  try {
+    return await publish(deps, { loop, started, base, branch, git });
+  } catch (err) {
+    return failed(config, loop, started, `write could not publish its change: ${deps.redact((err as Error).message)}`);
+  }
+}
+
+/** Commit, push and the draft PR: everything after the agent finished. */
+async function publish(
+  deps: StageDeps,
+  { loop, started, base, branch, git }: { loop: LoopResult; started: number; base: string; branch: string; git: Git },
+): Promise<StageOutput> {
+  const { config, forge } = deps;
+  const { ticket } = config;
   await git.commitAll(commitMessage(deps, `feat(agent): ${ticket.title}`));
   const changed = await git.changedFiles(`origin/${base}`);
   if (!changed.length) return failed(config, loop, started, "the agent produced no changes");
