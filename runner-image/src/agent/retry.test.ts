@@ -44,7 +44,13 @@ describe("withRetry", () => {
   it("passes non-retryable errors through at once", async () => {
     let calls = 0;
     await expect(
-      withRetry(() => (calls++, Promise.reject(apiError(400))), { maxRetries: 5, baseMs: 1 }),
+      withRetry(
+        () => {
+          calls++;
+          return Promise.reject(apiError(400));
+        },
+        { maxRetries: 5, baseMs: 1 },
+      ),
     ).rejects.toBeInstanceOf(APIError);
     expect(calls).toBe(1);
   });
