@@ -28,6 +28,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2; // no valid result: the operator treats the pod as an infrastructure failure
   }
+  if (config.provider !== "anthropic") exposeProviderEnv(env);
   const redact = createRedactor(config.secrets);
   const log = createLogger(
     { run: config.run, stage: config.stage, attempt: config.attempt, requestId: config.requestId },
@@ -80,6 +81,17 @@ async function main(): Promise<number> {
     summary: redact(String(result.summary ?? "")).slice(0, 300),
   });
   return writeResult(config.terminationLog, { ...result, summary: redact(String(result.summary ?? "")) });
+}
+
+/**
+ * The Bedrock and Vertex SDKs find credentials through process.env (IRSA web identity, shared
+ * credentials files, GOOGLE_APPLICATION_CREDENTIALS). Setting them in memory does not change the
+ * process's /proc environment block, and tools and git get explicit allowlisted environments.
+ */
+function exposeProviderEnv(env: Record<string, string | undefined>): void {
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && /^(AWS_|GOOGLE_|CLOUD_ML_|ANTHROPIC_VERTEX_)/.test(key)) process.env[key] = value;
+  }
 }
 
 main().then(

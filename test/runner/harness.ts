@@ -61,7 +61,11 @@ export async function runRunner(env: Record<string, string>): Promise<RunnerRun>
   await fs.mkdir(workspace);
   await fs.mkdir(home);
   const terminationLog = path.join(dir, "termination-log");
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
+  // AF_RUNNER_BUNDLE=runner-image/dist/runner.mjs runs the esbuild bundle the image ships instead of the sources.
+  const args = process.env.AF_RUNNER_BUNDLE
+    ? [path.resolve(ROOT, process.env.AF_RUNNER_BUNDLE)]
+    : ["--import", "tsx", MAIN];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? "",

@@ -15,7 +15,7 @@ export function safetyGate(
     check(input) {
       const command = commandOf(input);
       const currentBranch = /\bpush\b/.test(command) ? options.currentBranch?.() : undefined;
-      const verdict = checkCommand(command, { workspace: options.workspace, branch: options.branch, currentBranch });
+      const verdict = checkCommand(command, { ...options, currentBranch });
       return verdict.allowed
         ? { block: false }
         : { block: true, reason: `Blocked by the AgentFactory safety gate: ${verdict.reason}. Command: ${command}` };
@@ -91,7 +91,11 @@ function normalize(p: string): string {
 /** The branch checked out in `dir`, or undefined outside a repository. */
 export function gitCurrentBranch(dir: string): string | undefined {
   try {
-    return execFileSync("git", ["rev-parse", "--abbrev-ref", "HEAD"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] })
+    return execFileSync("git", ["rev-parse", "--abbrev-ref", "HEAD"], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
+    })
       .toString()
       .trim();
   } catch {

@@ -309,3 +309,12 @@ describe("push target", () => {
     expect(v.allowed ? "" : v.reason).toMatch(/only the agent branch agent\/12-fix-add/);
   });
 });
+
+describe("protected credential files", () => {
+  it("blocks any command naming them", () => {
+    const opts = { ...options, protectedPaths: ["/var/secrets/google/key.json"] };
+    expect(checkCommand("cat /var/secrets/google/key.json", opts).allowed).toBe(false);
+    expect(checkCommand("cd /var/secrets/google && cat key.json", opts).allowed).toBe(false);
+    expect(checkCommand("cat package.json", opts).allowed).toBe(true);
+  });
+});

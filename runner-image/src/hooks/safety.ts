@@ -13,6 +13,8 @@ export interface SafetyOptions {
   branch?: string;
   /** The checked-out branch, when known: a bare `git push` pushes it. */
   currentBranch?: string;
+  /** Files no command may mention (credential files mounted for the runner, e.g. GOOGLE_APPLICATION_CREDENTIALS). */
+  protectedPaths?: string[];
 }
 
 export type SafetyVerdict = { allowed: true } | { allowed: false; reason: string };
@@ -129,6 +131,9 @@ const PUBLISH = /^(npm|yarn|pnpm|cargo|gem|twine|poetry|docker|podman)$/;
 export function checkCommand(command: string, options: SafetyOptions = {}, depth = 0): SafetyVerdict {
   if (depth > 4) return deny("command nesting too deep to analyse");
   for (const [pattern, reason] of TEXT_RULES) if (pattern.test(command)) return deny(reason);
+  for (const file of options.protectedPaths ?? [])
+    if (file && (command.includes(file) || command.includes(path.basename(file))))
+      return deny("touches the runner's credential files");
   const parsed = parseShell(command);
   for (const body of parsed.nested) {
     const v = checkCommand(body, options, depth + 1);

@@ -151,3 +151,11 @@ export function failed(
 ): StageOutput {
   return { ...accounting(config, loop, startedAt), outcome: "failed", summary };
 }
+
+/** Credential files the runner's providers may use; no command may touch them. */
+export function protectedPaths(deps: StageDeps): string[] {
+  const env = deps.baseEnv;
+  return [env.GOOGLE_APPLICATION_CREDENTIALS, env.AWS_WEB_IDENTITY_TOKEN_FILE, env.AWS_SHARED_CREDENTIALS_FILE].filter(
+    (p): p is string => !!p,
+  );
+}

@@ -10,6 +10,7 @@ import {
   checkout,
   failed,
   guidance,
+  protectedPaths,
   repoDir,
   runSession,
   type StageDeps,
@@ -76,7 +77,12 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
       .join("\n\n"),
     tools: ALL_TOOLS,
     gates: [
-      safetyGate({ workspace: dir, branch: ref.branch, currentBranch: () => gitCurrentBranch(dir) }),
+      safetyGate({
+        workspace: dir,
+        branch: ref.branch,
+        currentBranch: () => gitCurrentBranch(dir),
+        protectedPaths: protectedPaths(deps),
+      }),
       pathGate(dir),
       testsGate({ command: testCommand, cwd: dir, env: toolEnv(deps.baseEnv, dir), timeoutMs: config.testTimeoutMs }),
     ],

@@ -13,6 +13,7 @@ import {
   failed,
   guidance,
   newGit,
+  protectedPaths,
   repoDir,
   runSession,
   type StageDeps,
@@ -87,7 +88,12 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
     prompt: writePrompt(deps, guidance(dir), testCommand),
     tools: ALL_TOOLS,
     gates: [
-      safetyGate({ workspace: dir, branch, currentBranch: () => gitCurrentBranch(dir) }),
+      safetyGate({
+        workspace: dir,
+        branch,
+        currentBranch: () => gitCurrentBranch(dir),
+        protectedPaths: protectedPaths(deps),
+      }),
       pathGate(dir),
       testsGate({ command: testCommand, cwd: dir, env, timeoutMs: config.testTimeoutMs }),
     ],

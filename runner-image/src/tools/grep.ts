@@ -22,7 +22,7 @@ const run = promisify(execFile);
 let rgAvailable: boolean | undefined;
 
 async function hasRipgrep(): Promise<boolean> {
-  rgAvailable ??= await run("rg", ["--version"]).then(
+  rgAvailable ??= await run("rg", ["--version"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }).then(
     () => true,
     () => false,
   );
@@ -38,14 +38,20 @@ export const Grep: Tool<typeof Input> = {
     const root = await fs.realpath(ctx.workspace);
     const mode = input.output_mode ?? "files_with_matches";
     const lines = (await hasRipgrep())
-      ? await ripgrep(input, root, target, mode)
+      ? await ripgrep(input, root, target, mode, ctx.env)
       : await jsGrep(input, root, target, mode);
     const limited = input.head_limit ? lines.slice(0, input.head_limit) : lines;
     return { content: limited.length ? truncate(limited.join("\n")) : "No matches found" };
   },
 };
 
-async function ripgrep(input: Input, cwd: string, target: string, mode: string): Promise<string[]> {
+async function ripgrep(
+  input: Input,
+  cwd: string,
+  target: string,
+  mode: string,
+  env: Record<string, string>,
+): Promise<string[]> {
   const args = ["--no-config", "--color=never", "--glob=!.git", "--glob=!node_modules"];
   if (input["-i"]) args.push("-i");
   if (input.glob) args.push(`--glob=${input.glob}`);
@@ -57,7 +63,7 @@ async function ripgrep(input: Input, cwd: string, target: string, mode: string):
   }
   args.push("-e", input.pattern, "--", target);
   try {
-    const { stdout } = await run("rg", args, { cwd, maxBuffer: 20 * 1024 * 1024 });
+    const { stdout } = await run("rg", args, { cwd, env, maxBuffer: 20 * 1024 * 1024 });
     return stdout
       .split("\n")
       .filter(Boolean)
