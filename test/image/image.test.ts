@@ -110,6 +110,17 @@ describe("runner image", () => {
     expect(lines).toContain("root=read-only");
   });
 
+  it("puts the hook CLI on PATH: it blocks a force push (exit 2) and allows ls", async () => {
+    const hook = (command: string) =>
+      `echo '${JSON.stringify({ hook_event_name: "PreToolUse", tool_name: "Bash", tool_input: { command }, cwd: "/workspace" })}' | agentfactory-hook safety; echo "rc=$?"`;
+    const ran = await run(
+      ["--entrypoint", "sh"],
+      ["-c", [hook("git push --force origin main"), hook("ls")].join("\n")],
+    );
+    expect(ran.stdout.trim().split("\n")).toEqual(["rc=2", "rc=0"]);
+    expect(ran.stderr).toMatch(/force/);
+  });
+
   it("entrypoint without a stage configuration exits 2 with the reason on stderr and writes no result", async () => {
     const log = await terminationLog("unconfigured");
     const ran = await run(["-v", `${log}:/dev/termination-log`]);
