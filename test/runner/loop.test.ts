@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type LoopOptions, runLoop } from "../../runner-image/src/agent/loop.ts";
 import { type Gate, HookEngine } from "../../runner-image/src/hooks/engine.ts";
-import { safetyGate, testsGate } from "../../runner-image/src/hooks/gates.ts";
+import { safetyGate, testDefinition, testsGate } from "../../runner-image/src/hooks/gates.ts";
 import { createRedactor } from "../../runner-image/src/hooks/redact.ts";
 import { loadRepoHooks } from "../../runner-image/src/hooks/settings.ts";
 import { ALL_TOOLS, toolEnv } from "../../runner-image/src/tools/index.ts";
@@ -281,5 +281,21 @@ describe("agent loop against the scripted model", () => {
     });
     const r = await runLoop(options(s, { gates: [tests] }));
     expect(r).toMatchObject({ status: "completed", turns: 3, text: "fixed" });
+  });
+
+  it("does not let the agent weaken the test script to pass the Stop gate", async () => {
+    await fs.writeFile(path.join(ws, "package.json"), JSON.stringify({ scripts: { test: "exit 1" } }));
+    const s = await sim({
+      write: [
+        turn(toolUse("Write", { file_path: "package.json", content: JSON.stringify({ scripts: { test: "exit 0" } }) })),
+        turn(text("tests pass now")),
+        turn(text("done")),
+      ],
+    });
+    const env = { PATH: process.env.PATH ?? "" };
+    const tests = testsGate({ command: "npm test", cwd: ws, env, timeoutMs: 20_000, definition: testDefinition(ws) });
+    const r = await runLoop(options(s, { gates: [tests], maxStopBlocks: 2 }));
+    expect(r.status).toBe("stop_blocked");
+    expect(r.message).toContain("The test script in package.json was changed");
   });
 });

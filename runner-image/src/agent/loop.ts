@@ -186,6 +186,8 @@ export async function runLoop<S extends z.ZodType>(opts: LoopOptions<S>): Promis
       messages.push({ role: "user", content: results });
       transcript(opts.transcriptPath, { type: "user", message: { role: "user", content: results } });
       if (state.final === undefined) continue;
+    } else if (response.stop_reason === "refusal") {
+      return done("model_error", "the model refused to continue");
     } else if (response.stop_reason === "max_tokens") {
       pushUser(messages, "Your reply was cut off at the token limit. Continue, more briefly.");
       continue;

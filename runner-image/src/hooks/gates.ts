@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { runShell } from "../tools/bash.ts";
 import { truncate } from "../tools/types.ts";
 import type { Gate, HookInput } from "./engine.ts";
@@ -57,12 +58,20 @@ export function testsGate(options: {
   cwd: string;
   env: Record<string, string>;
   timeoutMs: number;
+  /** The test definition when the session started: a change to it blocks (the agent may not weaken its own gate). */
+  definition?: string;
 }): Gate {
   return {
     name: "tests",
     event: "Stop",
     async check() {
       if (!options.command) return { block: false, context: "no test command configured or detected" };
+      if (options.definition !== undefined && testDefinition(options.cwd) !== options.definition)
+        return {
+          block: true,
+          reason:
+            "The test script in package.json was changed. Restore it: the tests must run as the repository defines them.",
+        };
       const r = await runShell(options.command, { cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs });
       if (r.code === 0 && !r.timedOut) return { block: false, context: `tests passed: ${options.command}` };
       const status = r.timedOut ? `timed out after ${options.timeoutMs} ms` : `exited with ${r.code}`;
@@ -100,5 +109,16 @@ export function gitCurrentBranch(dir: string): string | undefined {
       .trim();
   } catch {
     return undefined;
+  }
+}
+
+/** package.json's test-related scripts, as a string to compare (empty when there is no package.json). */
+export function testDefinition(dir: string): string {
+  try {
+    const scripts =
+      (JSON.parse(readFileSync(`${dir}/package.json`, "utf8")) as { scripts?: Record<string, string> }).scripts ?? {};
+    return JSON.stringify([scripts.pretest, scripts.test, scripts.posttest]);
+  } catch {
+    return "";
   }
 }

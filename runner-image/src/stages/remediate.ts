@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { FORGE_LABELS } from "../../../core/names.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testsGate } from "../hooks/gates.ts";
+import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import { stageMarker } from "../markers.ts";
 import { detectTestCommand } from "../tests-command.ts";
 import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
@@ -84,7 +84,13 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
         protectedPaths: protectedPaths(deps),
       }),
       pathGate(dir),
-      testsGate({ command: testCommand, cwd: dir, env: toolEnv(deps.baseEnv, dir), timeoutMs: config.testTimeoutMs }),
+      testsGate({
+        command: testCommand,
+        cwd: dir,
+        env: toolEnv(deps.baseEnv, dir),
+        timeoutMs: config.testTimeoutMs,
+        definition: testDefinition(dir),
+      }),
     ],
     cwd: dir,
     finalTool: {

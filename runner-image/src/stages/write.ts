@@ -3,7 +3,7 @@ import { branchName } from "../../../core/names.ts";
 import type { LoopResult } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
 import type { Git } from "../git.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testsGate } from "../hooks/gates.ts";
+import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import { prBody } from "../pr-body.ts";
 import { detectTestCommand } from "../tests-command.ts";
 import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
@@ -95,7 +95,13 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
         protectedPaths: protectedPaths(deps),
       }),
       pathGate(dir),
-      testsGate({ command: testCommand, cwd: dir, env, timeoutMs: config.testTimeoutMs }),
+      testsGate({
+        command: testCommand,
+        cwd: dir,
+        env,
+        timeoutMs: config.testTimeoutMs,
+        definition: testDefinition(dir),
+      }),
     ],
     cwd: dir,
   });
