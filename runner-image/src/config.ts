@@ -140,7 +140,11 @@ export function loadConfig(env: Record<string, string | undefined>): RunnerConfi
     context: e.AGENTFACTORY_CONTEXT,
     requestId: e.AGENTFACTORY_REQUEST_ID,
     provider: e.AGENTFACTORY_PROVIDER,
-    model: e.AGENTFACTORY_MODEL || DEFAULT_MODEL[e.AGENTFACTORY_STAGE],
+    // AGENTFACTORY_MODEL_<STAGE> (e.g. a cheaper AGENTFACTORY_MODEL_TRIAGE) beats AGENTFACTORY_MODEL.
+    model:
+      env[`AGENTFACTORY_MODEL_${e.AGENTFACTORY_STAGE.toUpperCase()}`] ||
+      e.AGENTFACTORY_MODEL ||
+      DEFAULT_MODEL[e.AGENTFACTORY_STAGE],
     budgetUsd: e.AGENTFACTORY_BUDGET_USD,
     maxTurns: e.AGENTFACTORY_MAX_TURNS ?? DEFAULT_MAX_TURNS[e.AGENTFACTORY_STAGE],
     workspace: e.AGENTFACTORY_WORKSPACE,
