@@ -24,6 +24,11 @@ describe("detectTestCommand", () => {
   ])("%j -> %s", (files, expected) => {
     expect(detectTestCommand(make(files))).toBe(expected);
   });
+  it("runs the test script directly where npm is missing", () => {
+    expect(
+      detectTestCommand(make({ "package.json": '{"scripts":{"test":"node --test"}}' }), undefined, "/nonexistent"),
+    ).toBe('PATH="$PWD/node_modules/.bin:$PATH" node --test');
+  });
   it("prefers the configured command", () => {
     expect(detectTestCommand(make({ "go.mod": "" }), " make check ")).toBe("make check");
   });
