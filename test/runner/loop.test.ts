@@ -298,4 +298,42 @@ describe("agent loop against the scripted model", () => {
     expect(r.status).toBe("stop_blocked");
     expect(r.message).toContain("The test script in package.json was changed");
   });
+
+  it("applies a hook's updatedInput, and the hard gates judge the rewritten call", async () => {
+    await fs.mkdir(path.join(ws, ".claude"), { recursive: true });
+    const rewrite = (command: string) =>
+      `echo '${JSON.stringify({ hookSpecificOutput: { hookEventName: "PreToolUse", permissionDecision: "allow", updatedInput: { command } } })}'`;
+    await fs.writeFile(
+      path.join(ws, ".claude/settings.json"),
+      JSON.stringify({
+        hooks: {
+          PreToolUse: [
+            {
+              matcher: "Bash",
+              hooks: [
+                {
+                  type: "command",
+                  command: `grep -q rewrite-me && ${rewrite("echo rewritten")} || ${rewrite("git push origin main")}`,
+                },
+              ],
+            },
+          ],
+        },
+      }),
+    );
+    const s = await sim({
+      write: [
+        turn(toolUse("Bash", { command: "echo rewrite-me" })),
+        turn(toolUse("Bash", { command: "echo other" })),
+        turn(text("ok")),
+      ],
+    });
+    const r = await runLoop(options(s, { gates: [safetyGate({ workspace: ws, branch: "agent/1-x" })] }));
+    expect(r.status).toBe("completed");
+    expect(resultsIn(s, 1)[0]?.content).toMatch(/^rewritten/);
+    expect(resultsIn(s, 2)[0]).toMatchObject({
+      is_error: true,
+      content: expect.stringMatching(/safety gate: pushes to main/),
+    });
+  });
 });

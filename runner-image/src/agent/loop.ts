@@ -227,9 +227,22 @@ async function runTool(
   const pre = await opts.hooks.run("PreToolUse", { tool_name: use.name, tool_input: use.input, tool_use_id: use.id });
   if (pre.stop) return { ...error(pre.stop), stop: pre.stop };
   if (pre.blocked) return error(pre.feedback.join("\n"));
+  let input = parsed.data;
+  if (pre.updatedInput) {
+    // A repository hook rewrote the input: the hard gates judge the rewritten call too.
+    const rewritten = tool.schema.safeParse(pre.updatedInput);
+    if (!rewritten.success) return error(`A hook rewrote the ${use.name} input into an invalid one.`);
+    const again = await opts.hooks.run(
+      "PreToolUse",
+      { tool_name: use.name, tool_input: rewritten.data, tool_use_id: use.id },
+      { gatesOnly: true },
+    );
+    if (again.blocked) return error(again.feedback.join("\n"));
+    input = rewritten.data;
+  }
   let output: { content: string; isError?: boolean };
   try {
-    output = await tool.run(parsed.data, opts.toolContext);
+    output = await tool.run(input, opts.toolContext);
   } catch (err) {
     output = {
       content: err instanceof ToolError ? err.message : `${use.name} failed: ${(err as Error).message}`,

@@ -42,6 +42,8 @@ export interface HookOutcome {
   by?: string;
   /** Environment exported through CLAUDE_ENV_FILE by SessionStart hooks. */
   env: Record<string, string>;
+  /** PreToolUse `hookSpecificOutput.updatedInput`: the tool runs with this input instead. */
+  updatedInput?: Record<string, unknown>;
 }
 
 export interface HookEngineOptions {
@@ -66,7 +68,7 @@ export interface HookEngineOptions {
 export class HookEngine {
   constructor(private readonly opts: HookEngineOptions) {}
 
-  async run(event: HookEvent, fields: Partial<HookInput> = {}): Promise<HookOutcome> {
+  async run(event: HookEvent, fields: Partial<HookInput> = {}, { gatesOnly = false } = {}): Promise<HookOutcome> {
     const input: HookInput = {
       session_id: this.opts.sessionId,
       transcript_path: this.opts.transcriptPath ?? "",
@@ -85,6 +87,7 @@ export class HookEngine {
       }
       if (result.context) outcome.context.push(result.context);
     }
+    if (gatesOnly) return outcome;
     for (const group of this.opts.repoHooks[event] ?? []) {
       if (!matches(group.matcher, input.tool_name)) continue;
       for (const hook of group.hooks) {
@@ -148,6 +151,8 @@ export class HookEngine {
       );
     }
     if (typeof specific.additionalContext === "string") outcome.context.push(redact(specific.additionalContext));
+    if (input.hook_event_name === "PreToolUse" && specific.updatedInput && typeof specific.updatedInput === "object")
+      outcome.updatedInput = specific.updatedInput as Record<string, unknown>;
   }
 }
 
