@@ -150,7 +150,7 @@ export function operatorExposition(): Exposition {
     for (const [i, phase] of PHASES.entries()) active.set({ phase }, (step + i) % 4);
     STAGES.forEach((stage, i) => {
       const model = MODELS[i % 2]!;
-      stageDuration.observe({ stage, outcome: "succeeded" }, 40 + i * 90 + (step % 7) * 10);
+      stageDuration.observe({ stage, outcome: "Succeeded" }, 40 + i * 90 + (step % 7) * 10);
       cost.inc({ stage, model }, 0.05 + i * 0.11);
       tokens.inc({ stage, model, kind: "input" }, 1200 + i * 300);
       tokens.inc({ stage, model, kind: "output" }, 400 + i * 80);
@@ -158,13 +158,13 @@ export function operatorExposition(): Exposition {
       tokens.inc({ stage, model, kind: "cache_write" }, 800);
     });
     if (step % 3 === 0) {
-      stageDuration.observe({ stage: "write", outcome: "failed" }, 900);
+      stageDuration.observe({ stage: "write", outcome: "Failed" }, 900);
       failures.inc({ stage: "write", reason: "tests_failed" });
     }
     failures.inc({ stage: "review", reason: step % 2 ? "findings_blocking" : "budget_exceeded" });
-    runs.inc({ outcome: "ready", risk_tier: step % 2 ? "low" : "medium" });
-    if (step % 2 === 0) runs.inc({ outcome: "escalated", risk_tier: "high" });
-    if (step % 4 === 0) runs.inc({ outcome: "failed", risk_tier: "low" });
+    runs.inc({ outcome: "Ready", risk_tier: step % 2 ? "low" : "medium" });
+    if (step % 2 === 0) runs.inc({ outcome: "Escalated", risk_tier: "high" });
+    if (step % 4 === 0) runs.inc({ outcome: "Failed", risk_tier: "low" });
     rounds.observe(step % 3);
     timeToPr.observe(400 + (step % 6) * 150);
     timeToReady.observe(1200 + (step % 6) * 300);
@@ -214,6 +214,7 @@ export function gatewayExposition(): Exposition {
     webhooks.inc({ source: "github", event: "issue_comment", result: "ignored" });
     webhooks.inc({ source: "clickup", event: "taskTagUpdated", result: "accepted" });
     if (step % 2 === 0) webhooks.inc({ source: "github", event: "issues", result: "unauthorized" });
+    if (step % 3 === 0) webhooks.inc({ source: "github", event: "issue_comment", result: "refused" });
     webhookDuration.observe({ source: "github" }, 0.012 + (step % 4) * 0.01);
     webhookDuration.observe({ source: "clickup" }, 0.02);
     publish.observe(0.002 + (step % 3) * 0.002);
