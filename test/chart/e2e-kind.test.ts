@@ -170,11 +170,14 @@ describe("in-cluster test world", () => {
         max_tokens: 256,
         system: "AgentFactory stage: triage\nYou triage tickets.",
         messages: [{ role: "user", content: "Ticket: add a buy button" }],
+        tools: [{ name: "triage_verdict", description: "Report the triage verdict.", input_schema: { type: "object" } }],
       }),
     });
     expect(response.status).toBe(200);
-    const body = (await response.json()) as { content: { type: string; text?: string }[] };
-    expect(body.content[0]?.text).toContain("unclear");
+    const body = (await response.json()) as {
+      content: { type: string; name?: string; input?: { verdict?: string } }[];
+    };
+    expect(body.content[0]).toMatchObject({ type: "tool_use", name: "triage_verdict", input: { verdict: "unclear" } });
   });
 });
 
