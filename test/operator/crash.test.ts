@@ -66,7 +66,11 @@ describe("crash safety", () => {
       if (i % 2 === 1 && numbers[(i + 1) / 2]) await publish(numbers[(i + 1) / 2]!);
       // Mostly after the operator started working, sometimes during its start-up.
       if (random() > 0.2)
-        await h.waitFor("operator started", () => h.operator?.logs.some((l) => l.includes("controller started")), 30_000);
+        await h.waitFor(
+          "operator started",
+          () => h.operator?.logs.some((l) => l.includes("controller started")),
+          30_000,
+        );
       await new Promise((r) => setTimeout(r, Math.floor(random() * 1500)));
       const busy = h.runs().some((r) => !r.status?.conditions.some((c) => c.type === "Finalized"));
       if (busy) midRun += 1;
