@@ -170,7 +170,9 @@ describe("in-cluster test world", () => {
         max_tokens: 256,
         system: "AgentFactory stage: triage\nYou triage tickets.",
         messages: [{ role: "user", content: "Ticket: add a buy button" }],
-        tools: [{ name: "triage_verdict", description: "Report the triage verdict.", input_schema: { type: "object" } }],
+        tools: [
+          { name: "triage_verdict", description: "Report the triage verdict.", input_schema: { type: "object" } },
+        ],
       }),
     });
     expect(response.status).toBe(200);
