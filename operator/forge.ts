@@ -7,7 +7,7 @@ export type Permissions = Record<string, "read" | "write">;
 /** What a stage's token may do, on its one repository. */
 export const STAGE_PERMISSIONS: Record<StageName, Permissions> = {
   triage: { metadata: "read", contents: "read", issues: "write" },
-  review: { metadata: "read", contents: "read", issues: "write", pull_requests: "write", checks: "read" },
+  review: { metadata: "read", contents: "read", issues: "write", pull_requests: "write" },
   write: { metadata: "read", contents: "write", issues: "write", pull_requests: "write" },
   remediate: { metadata: "read", contents: "write", issues: "write", pull_requests: "write" },
 };
