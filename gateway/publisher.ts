@@ -116,7 +116,7 @@ export function natsPublisher({
 
   const start = async (): Promise<void> => {
     let conn: NatsConnection | undefined;
-    while (!closing && !conn) {
+    for (let attempt = 1; !closing && !conn; attempt++) {
       try {
         conn = await connect({
           servers,
@@ -128,7 +128,10 @@ export function natsPublisher({
           noAsyncTraces: true,
         });
       } catch (err) {
-        logger.warn({ err, event: "nats_connect_failed" }, "NATS not reachable yet");
+        // Attempts 1, 2, 4, 8, …: an outage is visible without a line every half second.
+        if ((attempt & (attempt - 1)) === 0) {
+          logger.warn({ err: (err as Error).message, attempt, event: "nats_connect_failed" }, "NATS not reachable yet");
+        }
         await sleep();
       }
     }
