@@ -1,0 +1,223 @@
+/**
+ * The local test world, assembled: real nats-server, the Kubernetes API simulator with its kubelet
+ * (Podman containers of the runner image, or local processes), the GitHub, model and Slack
+ * simulators, and the two deployables started as they are in production — `gateway/main.ts` and
+ * `operator/main.ts` as child processes configured by environment. Used by the e2e tests and `make demo`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentRun } from "../../core/agentrun.ts";
+import { type ModelSim, type Scenario, startModelSim } from "../world/anthropic/index.ts";
+import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
+import {
+  assertPodmanReady,
+  type Kubelet,
+  type KubeSim,
+  REPO_ROOT,
+  startKubelet,
+  startKubeSim,
+} from "../world/kube/index.ts";
+import { type NatsServer, startNats } from "../world/nats.ts";
+import { type SlackSim, startSlackSim } from "../world/slack/index.ts";
+
+export const NAMESPACE = "agentfactory";
+export const WEBHOOK_SECRET = "e2e-webhook-secret";
+export const MODEL_KEY = "sk-ant-e2e-0123456789abcdef0123456789";
+const TSX = join(REPO_ROOT, "node_modules/tsx/dist/loader.mjs");
+export const KUBECTL = join(REPO_ROOT, ".cache/bin/kubectl");
+
+export interface Proc {
+  proc: ChildProcess;
+  logs: string[];
+  port: number;
+  url: string;
+}
+
+export interface World {
+  kube: KubeSim;
+  kubelet: Kubelet;
+  nats: NatsServer;
+  github: GitHubSim;
+  model: ModelSim;
+  slack: SlackSim;
+  gateway: Proc;
+  operator: Proc;
+  runs(): AgentRun[];
+  run(name: string): AgentRun | undefined;
+  waitFor<T>(
+    what: string,
+    fn: () => T | undefined | false | Promise<T | undefined | false>,
+    timeoutMs?: number,
+  ): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export interface WorldOptions {
+  kubeletMode: "podman" | "process";
+  scenario: Scenario;
+  /** Users and their permission on every repository (the gateway checks senders). */
+  users?: Record<string, "admin" | "write" | "read" | "none">;
+  /** Called with every log line of the gateway and the operator (the demo shows progress). */
+  onLog?: (source: "gateway" | "operator", line: string) => void;
+  operatorEnv?: Record<string, string>;
+}
+
+/** Starts every piece; on failure, stops what was started and rethrows. */
+export async function startWorld(opts: WorldOptions): Promise<World> {
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    if (opts.kubeletMode === "podman") await assertPodmanReady();
+    const nats = await startNats();
+    stops.push(() => nats.stop());
+    const kube = await startKubeSim();
+    stops.push(() => kube.stop());
+    const github = await startGitHubSim({ users: opts.users ?? { alice: "write" } });
+    stops.push(() => github.stop());
+    const model = await startModelSim({ scenario: opts.scenario });
+    stops.push(() => model.stop());
+    const slack = await startSlackSim();
+    stops.push(() => slack.stop());
+
+    kube.create("secrets", {
+      metadata: { name: "agentfactory-model", namespace: NAMESPACE },
+      data: { ANTHROPIC_API_KEY: Buffer.from(MODEL_KEY).toString("base64") },
+    });
+    const kubelet = startKubelet({ sim: kube, mode: opts.kubeletMode });
+    stops.push(() => kubelet.stop());
+
+    const dir = await mkdtemp(join(tmpdir(), "af-world-"));
+    const keyFile = join(dir, "github-app.pem");
+    await writeFile(keyFile, github.privateKeyPem, { mode: 0o600 });
+
+    const gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, opts.onLog, {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      NATS_URL: nats.url,
+      GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      GITHUB_APP_ID: String(github.appId),
+      GITHUB_APP_PRIVATE_KEY: github.privateKeyPem,
+      GITHUB_API_URL: github.apiUrl,
+      LOG_LEVEL: "info",
+    });
+    stops.push(() => stopProcess(gateway.proc));
+
+    const operator = await startProcess(
+      "operator",
+      "operator/main.ts",
+      /"port":(\d+).*"msg":"http listening"/,
+      opts.onLog,
+      {
+        KUBECONFIG_PATH: kube.kubeconfigPath,
+        NAMESPACE,
+        NATS_URL: nats.url,
+        GITHUB_APP_ID: String(github.appId),
+        GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
+        GITHUB_API_URL: github.apiUrl,
+        GITHUB_SERVER_URL: github.serverUrl,
+        ANTHROPIC_BASE_URL: model.url,
+        DEFAULT_MODEL: "claude-sonnet-4-5",
+        SLACK_WEBHOOK_URL: slack.url,
+        METRICS_PORT: "0",
+        METRICS_HOST: "127.0.0.1",
+        LEADER_ELECTION: "true",
+        STAGE_TIMEOUT_SECONDS: "300",
+        LOG_LEVEL: "info",
+        ...opts.operatorEnv,
+      },
+    );
+    stops.push(() => stopProcess(operator.proc));
+
+    const runs = () => kube.list("agentruns", NAMESPACE) as unknown as AgentRun[];
+    return {
+      kube,
+      kubelet,
+      nats,
+      github,
+      model,
+      slack,
+      gateway,
+      operator,
+      runs,
+      run: (name) => runs().find((r) => r.metadata.name === name),
+      waitFor: (what, fn, timeoutMs = 120_000) => waitFor(what, fn, timeoutMs),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function startProcess(
+  name: "gateway" | "operator",
+  entry: string,
+  portPattern: RegExp,
+  onLog: WorldOptions["onLog"],
+  env: Record<string, string>,
+): Promise<Proc> {
+  const proc = spawn(process.execPath, ["--import", TSX, join(REPO_ROOT, entry)], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const port = new Promise<number>((resolve, reject) => {
+    let buffer = "";
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        logs.push(line);
+        onLog?.(name, line);
+        const m = portPattern.exec(line);
+        if (m) resolve(Number(m[1]));
+      }
+    };
+    proc.stdout?.on("data", onData);
+    proc.stderr?.on("data", onData);
+    proc.on("exit", (code) =>
+      reject(new Error(`${name} exited with ${code} before listening:\n${logs.slice(-20).join("\n")}`)),
+    );
+  });
+  const p = await Promise.race([
+    port,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`${name} did not start in 60 s:\n${logs.join("\n")}`)), 60_000),
+    ),
+  ]);
+  return { proc, logs, port: p, url: `http://127.0.0.1:${p}` };
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
