@@ -24,7 +24,15 @@ describe("gateway/main.ts", () => {
   beforeAll(async () => {
     nats = await startNats();
     proc = spawn(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
-      env: { PATH: process.env.PATH, ...SECRETS, GITHUB_APP_ID: "1", NATS_URL: nats.url, PORT: "0", HOST: "127.0.0.1" },
+      env: {
+        PATH: process.env.PATH,
+        ...SECRETS,
+        GITHUB_APP_ID: "1",
+        NATS_URL: nats.url,
+        PORT: "0",
+        HOST: "127.0.0.1",
+        BODY_LIMIT_BYTES: "4096",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let buffer = "";
@@ -63,6 +71,18 @@ describe("gateway/main.ts", () => {
     expect(res.status).toBe(202);
     expect(((await res.json()) as { id: string }).id).toMatch(/^dispatch:/);
     expect((await fetch(`${base}/webhooks/clickup`, { method: "POST", body: "{}" })).status).toBe(404);
+    const big = await fetch(`${base}/dispatch`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${SECRETS.DISPATCH_TOKEN}` },
+      body: JSON.stringify({ repo: "acme/widgets", title: "x".repeat(5000) }),
+    });
+    expect(big.status).toBe(413);
+    const unsigned = await fetch(`${base}/webhooks/github`, {
+      method: "POST",
+      headers: { "x-github-event": "issues", "x-github-delivery": "d" },
+      body: "{}",
+    });
+    expect(unsigned.status).toBe(401);
 
     proc.kill("SIGTERM");
     const [code] = await once(proc, "exit");
