@@ -14,6 +14,7 @@ import { ticketSubject } from "../../core/streams.ts";
 import { Ticket, type TicketInput } from "../../core/ticket.ts";
 import { ensureStreams } from "../../operator/consumer.ts";
 import { type KubeSim, REPO_ROOT, startKubeSim } from "../world/kube/index.ts";
+import { startKubelet } from "../world/kube/kubelet.ts";
 import { type NatsServer, startNats } from "../world/nats.ts";
 
 export const NS = "agentfactory";
@@ -109,8 +110,20 @@ export function cleanScript(blockingPerRound: number[] = [0]): Script {
   };
 }
 
-export async function startHarness(): Promise<Harness> {
+export const FIXTURE_RUNNER = `${REPO_ROOT}/test/operator/fixtures/runner.sh`;
+
+export interface HarnessOptions {
+  /** "scripted" (default): Jobs are played from `setScript` in-process; "process": the kubelet simulator
+   * runs test/operator/fixtures/runner.sh for every pod. */
+  kubelet?: "scripted" | "process";
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const sim = await startKubeSim();
+  const real =
+    opts.kubelet === "process"
+      ? startKubelet({ sim, mode: "process", processCommand: ["/bin/sh", FIXTURE_RUNNER] })
+      : undefined;
   const nats = await startNats();
   const nc = await connect({ servers: nats.url });
   const js = jetstream(nc);
@@ -127,6 +140,7 @@ export async function startHarness(): Promise<Harness> {
   });
 
   const kubelet = setInterval(() => {
+    if (real) return;
     for (const job of sim.list("jobs", NS) as Obj[]) {
       const name = job.metadata.name as string;
       if (played.has(job.metadata.uid)) continue;
@@ -294,6 +308,7 @@ export async function startHarness(): Promise<Harness> {
     },
     async stop() {
       clearInterval(kubelet);
+      await real?.stop();
       for (const t of timers) clearTimeout(t);
       await h.killOperator("SIGKILL");
       await nc.close();
