@@ -1,8 +1,6 @@
 /**
- * A Job controller and a kubelet acting on the simulator's store. The Job controller creates one Pod per
- * attempt (`<job>-<5 chars>`, labels job-name / controller-uid, controller ownerReference), tracks
- * active/succeeded/failed, honours backoffLimit, activeDeadlineSeconds and ttlSecondsAfterFinished, and writes
- * the Complete / Failed conditions. The kubelet runs each Pod's first container, either as a local process
+ * A kubelet (plus the Job controller, job-controller.ts) acting on the simulator's store. It runs each Pod's
+ * first container, either as a local process
  * (`mode: "process"`: emptyDir mounts become temp dirs, env paths are rewritten) or as a Podman container, and
  * reports Pending → Running → Succeeded/Failed with the termination message read from the termination log.
  *
@@ -17,7 +15,7 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PODMAN_GLOBAL_ARGS, RUNNER_IMAGE } from "../podman.ts";
-import { ApiError } from "./errors.ts";
+import { startJobController } from "./job-controller.ts";
 import {
   ConfigError,
   type Container,
@@ -28,7 +26,6 @@ import {
   type Volume,
 } from "./pod-env.ts";
 import { podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
-import type { ResourceType } from "./resources.ts";
 import { type KubeSim, REPO_ROOT } from "./server.ts";
 import { meta, now, type Obj, type StoreEvent } from "./store.ts";
 
@@ -90,16 +87,10 @@ function o(v: unknown): Obj {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {};
 }
 
-function condition(type: string, reason: string, message: string): Obj {
-  const t = now();
-  return { type, status: "True", lastProbeTime: t, lastTransitionTime: t, reason, message };
-}
-
 export function startKubelet(opts: KubeletOptions): Kubelet {
   const { sim } = opts;
   const store = sim.store;
   const mode: KubeletMode = opts.mode ?? (process.env.KUBELET_MODE === "process" ? "process" : "podman");
-  const jobs = sim.resource("jobs.batch");
   const pods = sim.resource("pods");
   const secrets = sim.resource("secrets");
   const configmaps = sim.resource("configmaps");
@@ -107,197 +98,11 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   const running = new Map<string, Running>();
   /** Every pod this kubelet started, for pods() and stop(). */
   const started: Running[] = [];
-  const timers = new Map<string, NodeJS.Timeout>();
-  const queued = new Set<string>();
-  /** Pods a Job has counted, by job uid (the real controller tracks this with pod finalizers). */
-  const accounting = new Map<string, { succeeded: Set<string>; failed: Set<string> }>();
-  const acct = (jobUid: string) => {
-    let a = accounting.get(jobUid);
-    if (!a) {
-      a = { succeeded: new Set(), failed: new Set() };
-      accounting.set(jobUid, a);
-    }
-    return a;
-  };
   let stopped = false;
 
-  /** Read-modify-write of a status through the status subresource; a vanished object is ignored. */
-  function writeStatus(
-    rt: ResourceType,
-    ns: string,
-    name: string,
-    mutate: (status: Obj, obj: Obj) => void,
-  ): Obj | undefined {
-    const current = store.tryGet(rt, ns, name);
-    if (!current) return undefined;
-    const next = structuredClone(current);
-    const status = o(next.status);
-    next.status = status;
-    mutate(status, next);
-    try {
-      return store.update(rt, ns, name, next, { subresource: "status" });
-    } catch (e) {
-      if (e instanceof ApiError && e.code === 404) return undefined;
-      throw e;
-    }
-  }
-
-  // ---- Job controller -------------------------------------------------------------------------------------
-
-  function jobPods(job: Obj): Obj[] {
-    const uid = meta(job).uid;
-    return store
-      .list(pods, { namespace: meta(job).namespace })
-      .filter((p) => (meta(p).ownerReferences ?? []).some((r) => r.uid === uid && r.controller));
-  }
-
-  function isFinished(job: Obj): boolean {
-    const conds = (o(job.status).conditions as Obj[]) ?? [];
-    return conds.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
-  }
-
-  function enqueueJob(ns: string, name: string): void {
-    const key = `${ns}/${name}`;
-    if (queued.has(key) || stopped) return;
-    queued.add(key);
-    setImmediate(() => {
-      queued.delete(key);
-      if (stopped) return;
-      try {
-        reconcileJob(ns, name);
-      } catch (e) {
-        console.error(`kubelet: reconciling job ${key} failed:`, e);
-      }
-    });
-  }
-
-  function failJob(ns: string, name: string, reason: string, message: string): void {
-    const job = store.tryGet(jobs, ns, name);
-    if (!job) return;
-    const active = jobPods(job).filter((p) => !["Succeeded", "Failed"].includes(String(o(p.status).phase)));
-    writeStatus(jobs, ns, name, (st) => {
-      st.conditions = [
-        ...((st.conditions as Obj[]) ?? []),
-        condition("FailureTarget", reason, message),
-        condition("Failed", reason, message),
-      ];
-      st.active = 0;
-      st.ready = 0;
-      st.terminating = active.length;
-      st.failed = Number(st.failed ?? 0) + active.length;
-    });
-    // Like the real Job controller: remaining pods are deleted, which kills their containers.
-    for (const p of active) {
-      try {
-        store.delete(pods, ns, meta(p).name!, { propagationPolicy: "Background" });
-      } catch {}
-    }
-    afterFinish(ns, name);
-  }
-
-  function afterFinish(ns: string, name: string): void {
-    const key = `${ns}/${name}`;
-    clearTimeout(timers.get(key));
-    timers.delete(key);
-    const job = store.tryGet(jobs, ns, name);
-    const ttl = o(job?.spec).ttlSecondsAfterFinished;
-    if (typeof ttl === "number") {
-      const t = setTimeout(() => {
-        timers.delete(`${key}/ttl`);
-        if (store.tryGet(jobs, ns, name)) store.delete(jobs, ns, name, { propagationPolicy: "Background" });
-      }, ttl * 1000);
-      timers.set(`${key}/ttl`, t);
-    }
-  }
-
-  function reconcileJob(ns: string, name: string): void {
-    const job = store.tryGet(jobs, ns, name);
-    if (!job || isFinished(job) || o(job.spec).suspend === true) return;
-    const spec = o(job.spec);
-    const a = acct(meta(job).uid!);
-    const owned = jobPods(job);
-    for (const p of owned) {
-      const phase = o(p.status).phase;
-      if (phase === "Succeeded") a.succeeded.add(meta(p).uid!);
-      if (phase === "Failed") a.failed.add(meta(p).uid!);
-    }
-    const succeeded = a.succeeded.size;
-    const failed = a.failed.size;
-    const live = owned.filter((p) => !a.succeeded.has(meta(p).uid!) && !a.failed.has(meta(p).uid!));
-    let active = live.length;
-    const ready = live.filter((p) => o(p.status).phase === "Running").length;
-    const backoffLimit = Number(spec.backoffLimit ?? 6);
-    const completions = Number(spec.completions ?? 1);
-    const key = `${ns}/${name}`;
-    if (!o(job.status).startTime) {
-      writeStatus(jobs, ns, name, (st) => {
-        st.startTime = now();
-      });
-      const deadline = spec.activeDeadlineSeconds;
-      if (typeof deadline === "number" && !timers.has(key)) {
-        timers.set(
-          key,
-          setTimeout(() => {
-            timers.delete(key);
-            const j = store.tryGet(jobs, ns, name);
-            if (j && !isFinished(j))
-              failJob(ns, name, "DeadlineExceeded", "Job was active longer than specified deadline");
-          }, deadline * 1000),
-        );
-      }
-    }
-    if (succeeded >= completions) {
-      writeStatus(jobs, ns, name, (st) => {
-        const msg = "Reached expected number of succeeded pods";
-        st.conditions = [
-          ...((st.conditions as Obj[]) ?? []),
-          condition("SuccessCriteriaMet", "CompletionsReached", msg),
-          condition("Complete", "CompletionsReached", msg),
-        ];
-        Object.assign(st, { active: 0, ready: 0, terminating: 0, succeeded, failed, completionTime: now() });
-      });
-      afterFinish(ns, name);
-      return;
-    }
-    if (failed > backoffLimit) {
-      writeStatus(jobs, ns, name, (st) => {
-        st.succeeded = succeeded;
-        st.failed = failed;
-      });
-      failJob(ns, name, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
-      return;
-    }
-    if (active === 0) {
-      createPod(job);
-      active = 1;
-    }
-    writeStatus(jobs, ns, name, (st) => {
-      Object.assign(st, { active, ready, terminating: 0, uncountedTerminatedPods: {} });
-      if (succeeded) st.succeeded = succeeded;
-      if (failed) st.failed = failed;
-    });
-  }
-
-  function createPod(job: Obj): void {
-    const m = meta(job);
-    const template = o(o(job.spec).template);
-    const tm = o(template.metadata);
-    store.create(pods, m.namespace, {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: {
-        generateName: `${m.name!.slice(0, 57)}-`,
-        labels: { ...(tm.labels as Obj) },
-        ...(tm.annotations ? { annotations: tm.annotations } : {}),
-        ownerReferences: [
-          { apiVersion: "batch/v1", kind: "Job", name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true },
-        ],
-      },
-      spec: { ...structuredClone(o(template.spec)), nodeName: NODE_NAME },
-    });
-  }
-
-  // ---- kubelet ----------------------------------------------------------------------------------------------
+  const jobController = startJobController(sim, NODE_NAME);
+  const writeStatus = (ns: string, name: string, mutate: (st: Obj) => void) =>
+    store.mutateStatus(pods, ns, name, mutate);
 
   const lookup =
     (ns: string): DataLookup =>
@@ -359,7 +164,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     };
     running.set(key, r);
     started.push(r);
-    writeStatus(pods, ns, m.name!, (st) => {
+    writeStatus(ns, m.name!, (st) => {
       Object.assign(st, {
         phase: "Pending",
         conditions: [{ type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now() }],
@@ -407,7 +212,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      writeStatus(pods, ns, m.name!, (st) => {
+      writeStatus(ns, m.name!, (st) => {
         st.containerStatuses = containerStatus(pod, {
           waiting: { reason: "CreateContainerConfigError", message: e.message },
         });
@@ -487,7 +292,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       spawnError = e;
       sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
     });
-    writeStatus(pods, ns, m.name!, (st) => {
+    writeStatus(ns, m.name!, (st) => {
       Object.assign(st, {
         phase: "Running",
         startTime: startedAt,
@@ -534,7 +339,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     const message = terminationMessage(pod, r, exitCode);
     sim.podLogs.end(ns, m.name!);
     if (!stopped) {
-      writeStatus(pods, ns, m.name!, (st) => {
+      writeStatus(ns, m.name!, (st) => {
         const terminated: Obj = {
           exitCode,
           reason: exitCode === 0 ? "Completed" : oomKilled(pod, r, exitCode) ? "OOMKilled" : "Error",
@@ -593,44 +398,31 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     child.on("close", () => clearTimeout(hard));
   }
 
+  /** The kubelet's pod watch: start new Pending pods, kill the containers of deleted ones. */
   function onEvent(e: StoreEvent): void {
-    if (stopped) return;
+    if (stopped || e.storageKey !== pods.storageKey) return;
     const m = meta(e.object);
-    if (e.storageKey === jobs.storageKey) {
-      if (e.type === "DELETED") {
-        clearTimeout(timers.get(`${m.namespace}/${m.name}`));
-        timers.delete(`${m.namespace}/${m.name}`);
-      } else enqueueJob(m.namespace!, m.name!);
-    }
-    if (e.storageKey === pods.storageKey) {
-      const key = podKey(e.object);
-      const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
-      if (e.type === "DELETED") {
-        const r = running.get(key);
-        if (r) {
-          running.delete(key);
-          kill(r);
-        }
-        // A pod deleted before it finished counts as failed (podReplacementPolicy TerminatingOrFailed).
-        const phase = o(e.object.status).phase;
-        if (owner && phase !== "Succeeded") acct(owner.uid).failed.add(m.uid!);
-      } else if (e.type === "ADDED" && !running.has(key) && o(e.object.status).phase === "Pending") {
-        const pod = e.object;
-        setImmediate(() => {
-          if (stopped || !store.tryGet(pods, m.namespace, m.name!) || running.has(key)) return;
-          try {
-            startPod(pod);
-          } catch (e) {
-            console.error(`kubelet: starting pod ${key} failed:`, e);
-          }
-        });
+    const key = podKey(e.object);
+    if (e.type === "DELETED") {
+      const r = running.get(key);
+      if (r) {
+        running.delete(key);
+        kill(r);
       }
-      if (owner) enqueueJob(m.namespace!, owner.name);
+    } else if (e.type === "ADDED" && !running.has(key) && o(e.object.status).phase === "Pending") {
+      const pod = e.object;
+      setImmediate(() => {
+        if (stopped || !store.tryGet(pods, m.namespace, m.name!) || running.has(key)) return;
+        try {
+          startPod(pod);
+        } catch (err) {
+          console.error(`kubelet: starting pod ${key} failed:`, err);
+        }
+      });
     }
   }
 
   const unsubscribe = store.subscribe(onEvent);
-  for (const j of store.list(jobs)) enqueueJob(meta(j).namespace!, meta(j).name!);
   for (const p of store.list(pods)) {
     if (o(p.status).phase === "Pending") setImmediate(() => startPod(p));
   }
@@ -640,8 +432,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     async stop() {
       stopped = true;
       unsubscribe();
-      for (const t of timers.values()) clearTimeout(t);
-      timers.clear();
+      jobController.stop();
       for (const r of started) kill(r);
       await Promise.all(started.map((r) => r.done));
     },

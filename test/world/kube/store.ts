@@ -360,6 +360,20 @@ export class Store {
   }
 
   /**
+   * Read-modify-write of an object's status through the status subresource, as a controller does it.
+   * Returns undefined when the object no longer exists.
+   */
+  mutateStatus(rt: ResourceType, ns: string | undefined, name: string, mutate: (status: Obj) => void): Obj | undefined {
+    const current = this.tryGet(rt, ns, name);
+    if (!current) return undefined;
+    const next = structuredClone(current);
+    const status = (next.status ?? {}) as Obj;
+    next.status = status;
+    mutate(status);
+    return this.update(rt, ns, name, next, { subresource: rt.subresources.includes("status") ? "status" : undefined });
+  }
+
+  /**
    * DELETE with propagationPolicy. Objects with finalizers get a deletionTimestamp and stay until the last
    * finalizer is removed. Background (the default, Orphan for batch/v1 Jobs as in the real API) deletes
    * dependents asynchronously; Foreground deletes them first.
