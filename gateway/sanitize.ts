@@ -14,10 +14,13 @@ const INVISIBLE =
   // biome-ignore lint/suspicious/noMisleadingCharacterClass: see above
   /[\p{Cf}\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\uFE00-\uFE0F\u115F\u1160\u3164\uFFA0\u2800]|[\u{E0100}-\u{E01EF}]/gu;
 
+const NOT_PRINTABLE_ASCII = /[^\t\n\r\x20-\x7e]/;
+
 /** The text with HTML comments and invisible characters removed. */
 export function sanitizeText(text: string): string {
   // Invisible characters first, so they cannot split `<!-` `-` and hide a comment from the scan.
-  const visible = text.replace(INVISIBLE, "");
+  // Printable ASCII has nothing invisible: skip the Unicode-aware scan, the costly part.
+  const visible = NOT_PRINTABLE_ASCII.test(text) ? text.replace(INVISIBLE, "") : text;
   return visible.includes("<!--") ? stripComments(visible) : visible;
 }
 
