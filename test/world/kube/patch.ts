@@ -2,6 +2,7 @@
 import { ApiError, badRequest } from "./errors.ts";
 
 type Json = unknown;
+type Obj = Record<string, unknown>;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
@@ -169,4 +170,22 @@ export function jsonPatch(target: Json, ops: unknown): Json {
     }
   }
   return doc;
+}
+
+const UNSUPPORTED =
+  "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+
+/**
+ * Applies a PATCH body by its Content-Type. Custom resources have no strategic merge (415, as in the API
+ * server); server-side apply is simplified to a merge of the applied configuration.
+ */
+export function applyPatch(current: Obj, contentType: string, body: unknown, isCustomResource: boolean): Obj {
+  if (contentType.startsWith("application/merge-patch+json")) return mergePatch(current, body) as Obj;
+  if (contentType.startsWith("application/json-patch+json")) return jsonPatch(current, body) as Obj;
+  if (contentType.startsWith("application/strategic-merge-patch+json")) {
+    if (isCustomResource) throw new ApiError(415, "UnsupportedMediaType", UNSUPPORTED);
+    return strategicMergePatch(current, body) as Obj;
+  }
+  if (contentType.startsWith("application/apply-patch+yaml")) return mergePatch(current, body) as Obj;
+  throw new ApiError(415, "UnsupportedMediaType", UNSUPPORTED);
 }

@@ -239,3 +239,36 @@ export function aggregatedDiscoveryDoc(types: ResourceType[], core: boolean): un
   }
   return { kind: "APIGroupDiscoveryList", apiVersion: "apidiscovery.k8s.io/v2", metadata: {}, items };
 }
+
+const AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/** The discovery document for a path (`/api`, `/apis`, `/api/v1`, `/apis/<g>`, `/apis/<g>/<v>`), if it is one. */
+export function discoveryResponse(
+  types: ResourceType[],
+  path: string,
+  accept: string,
+): { body: unknown; contentType: string } | undefined {
+  const json = (body: unknown) => ({ body, contentType: "application/json" });
+  const aggregated = accept.includes("as=APIGroupDiscoveryList") && accept.includes("v=v2");
+  if (path === "/api" || path === "/api/") {
+    return aggregated ? { body: aggregatedDiscoveryDoc(types, true), contentType: AGGREGATED } : json(apiVersionsDoc());
+  }
+  if (path === "/apis" || path === "/apis/") {
+    return aggregated
+      ? { body: aggregatedDiscoveryDoc(types, false), contentType: AGGREGATED }
+      : json(apiGroupListDoc(types));
+  }
+  const gv = /^\/api\/(v1)\/?$/.exec(path) ?? /^\/apis\/([^/]+\/[^/]+)\/?$/.exec(path);
+  if (gv) {
+    const [group, version] = gv[1]!.includes("/") ? gv[1]!.split("/") : ["", gv[1]!];
+    const doc = apiResourceListDoc(types, group!, version!);
+    return doc ? json(doc) : undefined;
+  }
+  const g = /^\/apis\/([^/]+)\/?$/.exec(path);
+  if (g) {
+    const groups = (apiGroupListDoc(types) as { groups: { name: string }[] }).groups;
+    const found = groups.find((x) => x.name === g[1]);
+    return found ? json({ kind: "APIGroup", apiVersion: "v1", ...found }) : undefined;
+  }
+  return undefined;
+}

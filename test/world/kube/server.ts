@@ -11,7 +11,6 @@
  *   await sim.stop();
  */
 import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
@@ -19,25 +18,19 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse as parseYaml } from "yaml";
 import { ApiError, badRequest, invalid } from "./errors.ts";
 import { coreToEventsV1, eventsV1ToCore } from "./events.ts";
+import { includeObject, parseBody, readBody, send, wantPartial, wantTable } from "./http.ts";
 import { openApiGroupVersion, openApiRoot } from "./openapi.ts";
-import { jsonPatch, mergePatch, strategicMergePatch } from "./patch.ts";
-import {
-  aggregatedDiscoveryDoc,
-  apiGroupListDoc,
-  apiResourceListDoc,
-  apiVersionOf,
-  apiVersionsDoc,
-  builtinTypes,
-  loadCrdTypes,
-  type ResourceType,
-} from "./resources.ts";
+import { applyPatch, mergePatch } from "./patch.ts";
+import { PodLogs, serveLog } from "./pod-logs.ts";
+import { apiVersionOf, builtinTypes, discoveryResponse, loadCrdTypes, type ResourceType } from "./resources.ts";
 import { matchesFields, matchesLabels, parseSelector } from "./selectors.ts";
 import { type DeleteOptions, type Filter, meta, type Obj, Store, type StoreEvent } from "./store.ts";
-import { type IncludeObject, renderTable } from "./table.ts";
+import { renderTable } from "./table.ts";
 import { servingCert } from "./tls.ts";
+
+export { PodLogs } from "./pod-logs.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const DEFAULT_CRD_FILES = [join(REPO_ROOT, "crds/agentrun.yaml")];
@@ -66,23 +59,6 @@ export interface RequestLogEntry {
   code: number;
   contentType?: string;
   userAgent?: string;
-}
-
-/** Container logs by pod, written by the kubelet simulator and served at pods/<name>/log. */
-export class PodLogs extends EventEmitter {
-  private readonly logs = new Map<string, string>();
-  append(ns: string, pod: string, chunk: string): void {
-    const key = `${ns}/${pod}`;
-    this.logs.set(key, (this.logs.get(key) ?? "") + chunk);
-    this.emit(key, chunk);
-  }
-  get(ns: string, pod: string): string | undefined {
-    return this.logs.get(`${ns}/${pod}`);
-  }
-  /** Marks the end of a pod's log stream (followers stop). */
-  end(ns: string, pod: string): void {
-    this.emit(`${ns}/${pod}:end`);
-  }
 }
 
 export interface KubeSim {
@@ -118,30 +94,6 @@ export interface KubeSim {
   /** Ends every open watch stream; clients reconnect from their last resourceVersion. */
   closeWatches(): void;
   stop(): Promise<void>;
-}
-
-const AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-
-function send(res: ServerResponse, code: number, body: unknown, contentType = "application/json"): void {
-  const text = typeof body === "string" ? body : JSON.stringify(body);
-  res.writeHead(code, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function parseBody(text: string, contentType: string): unknown {
-  if (!text.trim()) return undefined;
-  try {
-    if (contentType.includes("yaml")) return parseYaml(text);
-    return JSON.parse(text);
-  } catch (e) {
-    throw badRequest(`error decoding body: ${(e as Error).message}`);
-  }
 }
 
 interface Route {
@@ -217,14 +169,6 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     return { rt, namespace, name, subresource };
   }
 
-  function wantTable(req: IncomingMessage): boolean {
-    return /as=Table/.test(req.headers.accept ?? "");
-  }
-
-  function wantPartial(req: IncomingMessage): boolean {
-    return /as=PartialObjectMetadata/.test(req.headers.accept ?? "");
-  }
-
   function respondObject(
     req: IncomingMessage,
     res: ServerResponse,
@@ -241,11 +185,6 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       return send(res, code, { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: o.metadata });
     }
     send(res, code, view(rt, o));
-  }
-
-  function includeObject(q: URLSearchParams): IncludeObject {
-    const v = q.get("includeObject");
-    return v === "None" || v === "Object" ? v : "Metadata";
   }
 
   function handleList(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams) {
@@ -384,59 +323,6 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     res.on("finish", cleanup);
   }
 
-  async function handleLog(res: ServerResponse, route: Route, q: URLSearchParams) {
-    const ns = route.namespace ?? "";
-    store.get(route.rt, ns, route.name!);
-    const text = podLogs.get(ns, route.name!) ?? "";
-    if (q.get("follow") !== "true") return send(res, 200, tail(text, q), "text/plain");
-    res.writeHead(200, { "Content-Type": "text/plain", "Transfer-Encoding": "chunked" });
-    res.write(text);
-    const pod = store.get(route.rt, ns, route.name!);
-    const phase = (pod.status as Obj | undefined)?.phase;
-    if (phase === "Succeeded" || phase === "Failed") return res.end();
-    const key = `${ns}/${route.name}`;
-    const onChunk = (c: string) => res.write(c);
-    const onEnd = () => res.end();
-    podLogs.on(key, onChunk);
-    podLogs.once(`${key}:end`, onEnd);
-    res.on("close", () => {
-      podLogs.off(key, onChunk);
-      podLogs.off(`${key}:end`, onEnd);
-    });
-  }
-
-  function tail(text: string, q: URLSearchParams): string {
-    const n = q.get("tailLines");
-    if (!n) return text;
-    const lines = text.split("\n");
-    if (lines[lines.length - 1] === "") lines.pop();
-    return lines
-      .slice(-Number(n))
-      .map((l) => `${l}\n`)
-      .join("");
-  }
-
-  function patchObject(current: Obj, contentType: string, body: unknown, rt: ResourceType): Obj {
-    if (contentType.startsWith("application/merge-patch+json")) return mergePatch(current, body) as Obj;
-    if (contentType.startsWith("application/json-patch+json")) return jsonPatch(current, body) as Obj;
-    if (contentType.startsWith("application/strategic-merge-patch+json")) {
-      if (rt.crd) {
-        throw new ApiError(
-          415,
-          "UnsupportedMediaType",
-          `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
-        );
-      }
-      return strategicMergePatch(current, body) as Obj;
-    }
-    if (contentType.startsWith("application/apply-patch+yaml")) return mergePatch(current, body) as Obj;
-    throw new ApiError(
-      415,
-      "UnsupportedMediaType",
-      `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
-    );
-  }
-
   async function handleResource(
     req: IncomingMessage,
     res: ServerResponse,
@@ -458,7 +344,9 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       }
       if (subresource === "log") {
         entry.verb = "get";
-        return handleLog(res, route, q);
+        const pod = store.get(route.rt, ns, name!);
+        const phase = (pod.status as Obj | undefined)?.phase;
+        return serveLog(res, podLogs, ns ?? "", name!, phase === "Succeeded" || phase === "Failed", q);
       }
       if (!name) {
         entry.verb = "list";
@@ -510,7 +398,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         }
         store.get(storage, ns, name);
       }
-      const patched = patchObject(view(rt, current!), contentType, body, rt);
+      const patched = applyPatch(view(rt, current!), contentType, body, rt.crd);
       const o = store.update(storage, ns, name, toStorage(rt, patched), { subresource, strict });
       return respondObject(req, res, 200, rt, o, q);
     }
@@ -545,38 +433,6 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     throw new ApiError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`);
   }
 
-  function handleDiscovery(req: IncomingMessage, res: ServerResponse, path: string): boolean {
-    const accept = req.headers.accept ?? "";
-    const aggregated = accept.includes("as=APIGroupDiscoveryList") && accept.includes("v=v2");
-    if (path === "/api" || path === "/api/") {
-      if (aggregated) send(res, 200, aggregatedDiscoveryDoc(types, true), AGGREGATED);
-      else send(res, 200, apiVersionsDoc());
-      return true;
-    }
-    if (path === "/apis" || path === "/apis/") {
-      if (aggregated) send(res, 200, aggregatedDiscoveryDoc(types, false), AGGREGATED);
-      else send(res, 200, apiGroupListDoc(types));
-      return true;
-    }
-    const gv = /^\/api\/(v1)\/?$/.exec(path) ?? /^\/apis\/([^/]+\/[^/]+)\/?$/.exec(path);
-    if (gv) {
-      const [group, version] = gv[1]!.includes("/") ? gv[1]!.split("/") : ["", gv[1]!];
-      const doc = apiResourceListDoc(types, group!, version!);
-      if (!doc) return false;
-      send(res, 200, doc);
-      return true;
-    }
-    const g = /^\/apis\/([^/]+)\/?$/.exec(path);
-    if (g) {
-      const groups = (apiGroupListDoc(types) as { groups: { name: string }[] }).groups;
-      const found = groups.find((x) => x.name === g[1]);
-      if (!found) return false;
-      send(res, 200, { kind: "APIGroup", apiVersion: "v1", ...found });
-      return true;
-    }
-    return false;
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLogEntry): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
@@ -604,9 +460,10 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       if (!doc) throw new ApiError(404, "NotFound", "the server could not find the requested resource");
       return send(res, 200, doc);
     }
-    if (req.method === "GET" && handleDiscovery(req, res, path)) {
+    const discovery = req.method === "GET" ? discoveryResponse(types, path, req.headers.accept ?? "") : undefined;
+    if (discovery) {
       entry.verb = "discovery";
-      return;
+      return send(res, 200, discovery.body, discovery.contentType);
     }
     const segments = path.split("/").filter(Boolean);
     let route: Route | undefined;
