@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -114,6 +115,14 @@ async function load(port: number, body: string, seconds: number, prefix: string)
   };
 }
 
+/** CPU seconds (user + system) a process used so far, from /proc. */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (!pid) return Number.NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 const nats = await startNats();
@@ -122,7 +131,9 @@ try {
   const verified = await startServer("verified", nats.url);
   const warm = await load(verified.port, body, 2, "warmup");
   await resetCounters(verified.port);
+  const natsBefore = await cpuSeconds(nats.pid);
   const real = await load(verified.port, body, DURATION, "run");
+  const natsCpu = ((await cpuSeconds(nats.pid)) - natsBefore) / Math.max(1, real.ok);
   const realCpu = await stopServer(verified.proc);
 
   const nc = await connect({ servers: nats.url });
@@ -141,7 +152,7 @@ try {
   console.log(
     `verified + published: ${round(real.rps, 0)} req/s, p50 ${real.p50} ms, p99 ${real.p99} ms ` +
       `(${real.ok} answered 202, ${real.other} not); ` +
-      `gateway CPU ${round(realCpu, 0)} µs/request`,
+      `gateway CPU ${round(realCpu, 0)} µs/request, nats-server CPU ${round(natsCpu * 1e6, 0)} µs/request`,
   );
   console.log(
     `bare (no verify/publish): ${round(bare.rps, 0)} req/s, p50 ${bare.p50} ms, p99 ${bare.p99} ms ` +

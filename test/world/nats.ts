@@ -8,6 +8,8 @@ export interface NatsServer {
   /** `nats://127.0.0.1:<port>` */
   url: string;
   port: number;
+  /** Process id of the running server (for CPU accounting in benchmarks). */
+  pid: number | undefined;
   storeDir: string;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s). Removes the store only if startNats made it. */
   stop(): Promise<void>;
@@ -67,6 +69,9 @@ export async function startNats({ storeDir }: StartNatsOptions = {}): Promise<Na
     },
     get port() {
       return port;
+    },
+    get pid() {
+      return child?.pid;
     },
     storeDir: store,
     kill: halt,
