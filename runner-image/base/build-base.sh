@@ -65,6 +65,17 @@ rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
 echo "build-base: node $node_version → /usr/local/bin/node"
 install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
 
+# npm and npx as in node:24-bookworm-slim (repositories' tests are often `npm test`); taken from the
+# npm that runs this build, since nothing can be downloaded into the image.
+npm_cli="$(readlink -f "$(command -v npm)")"
+npm_dir="$(dirname "$(dirname "$npm_cli")")"
+[ -f "$npm_dir/bin/npm-cli.js" ] || { echo "build-base: npm not found at $npm_dir" >&2; exit 1; }
+echo "build-base: npm $(node "$npm_dir/bin/npm-cli.js" --version 2>/dev/null || echo '?') → /usr/local/lib/node_modules/npm"
+mkdir -p "$rootfs/usr/local/lib/node_modules"
+cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+
 echo "build-base: podman import → $tag"
 tar -C "$rootfs" --numeric-owner -cf - . | "${podman[@]}" import \
   --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
