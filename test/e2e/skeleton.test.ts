@@ -96,7 +96,8 @@ describe(`a labeled issue becomes a reviewed PR (kubelet: ${mode})`, () => {
     const { stdout } = await run("git", ["-C", dir, "log", "--format=%s", "-1"]);
     expect(stdout).toMatch(/^feat\(agent\): add\(\) returns the wrong result/);
     const tests = await run("npm", ["test"], { cwd: dir });
-    expect(tests.stdout).toMatch(/# pass 1/);
+    expect(tests.stdout).toMatch(/pass 1\b/);
+    expect(tests.stdout).toMatch(/fail 0\b/);
   }, 60_000);
 
   it("shows the run in the real `kubectl get agentruns` with phase and cost", async () => {

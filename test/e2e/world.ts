@@ -120,7 +120,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
         GITHUB_API_URL: github.apiUrl,
         GITHUB_SERVER_URL: github.serverUrl,
         ANTHROPIC_BASE_URL: model.url,
-        DEFAULT_MODEL: "claude-sonnet-4-5",
+        DEFAULT_MODEL: "claude-sonnet-4-6",
         SLACK_WEBHOOK_URL: slack.url,
         METRICS_PORT: "0",
         METRICS_HOST: "127.0.0.1",
