@@ -19,6 +19,7 @@ const logger = createLogger({ level: process.env.LOG_LEVEL ?? "info" });
 const warmForge: ForgePermissions = {
   permission: async () => "write",
   pullRequestBranch: async () => undefined,
+  issue: async () => undefined,
 };
 
 let fetchHandler: (req: Request) => Response | Promise<Response>;

@@ -19,6 +19,16 @@ export interface ForgePermissions {
   permission(ref: RepoRef & { user: string }): Promise<RepoPermission>;
   /** Head branch of a pull request (comments on pull requests do not carry it). */
   pullRequestBranch(ref: RepoRef & { number: number }): Promise<string | undefined>;
+  /** An issue's text, for a retry asked for on its pull request. */
+  issue(ref: RepoRef & { number: number }): Promise<IssueText | undefined>;
+}
+
+export interface IssueText {
+  title: string;
+  body: string;
+  url: string;
+  author: string;
+  labels: string[];
 }
 
 /** Write or higher may start and steer runs. */
@@ -76,6 +86,25 @@ export function githubForge({ appId, privateKey, baseUrl, timeoutMs = 5_000 }: G
         throw forgeError(err);
       }
     },
+    async issue({ installationId, repo, number }) {
+      try {
+        const { data } = await client(installationId).rest.issues.get({
+          ...split(repo),
+          issue_number: number,
+          request: { signal: AbortSignal.timeout(timeoutMs) },
+        });
+        return {
+          title: data.title,
+          body: data.body ?? "",
+          url: data.html_url,
+          author: data.user?.login ?? "",
+          labels: data.labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean),
+        };
+      } catch (err) {
+        if ((err as { status?: number }).status === 404) return undefined;
+        throw forgeError(err);
+      }
+    },
     async pullRequestBranch({ installationId, repo, number }) {
       try {
         const { data } = await client(installationId).rest.pulls.get({
@@ -111,6 +140,7 @@ export function cachedPermissions(
   return {
     hits: () => hits,
     pullRequestBranch: (ref) => forge.pullRequestBranch(ref),
+    issue: (ref) => forge.issue(ref),
     async permission(ref) {
       const key = `${ref.installationId}\n${ref.repo.toLowerCase()}\n${ref.user.toLowerCase()}`;
       const entry = cache.get(key);

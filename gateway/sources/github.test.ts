@@ -353,6 +353,30 @@ describe("comments and reviews", () => {
     });
   });
 
+  it("gives a retry asked for on the PR the issue's text, not the PR's", async () => {
+    const issue = {
+      title: "Add a health endpoint",
+      body: "GET /healthz<!-- x -->",
+      url: "https://github.com/acme/widgets/issues/42",
+      author: "reporter",
+      labels: ["ai-agent"],
+    };
+    const forge = new FakeForge({ maintainer: "write" }, { 77: "agent/42-add" }, { 42: issue });
+    const { deliver, publisher } = setup({ forge });
+    await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", pullRequest: true, number: 77 }));
+    expect(publisher.published[0]).toMatchObject({
+      kind: "retry",
+      workItem: "gh-42",
+      title: "Add a health endpoint",
+      body: "GET /healthz",
+      url: issue.url,
+      author: "reporter",
+      labels: ["ai-agent"],
+      comment: "/agentfactory retry",
+      pullRequest: { number: 77, branch: "agent/42-add" },
+    });
+  });
+
   it("turns /agentfactory stop on the issue itself into a cancel", async () => {
     const { deliver, publisher } = setup();
     await deliver("issue_comment", commentPayload({ body: "/agentfactory stop", labels: ["ai-agent"] }));

@@ -63,6 +63,17 @@ const ReviewEvent = Envelope.extend({
 });
 type Envelope = z.infer<typeof Envelope>;
 
+interface PullRequestText {
+  number: number;
+  branch: string;
+  title: string;
+  body: string;
+  url: string;
+  author: string;
+  labels: string[];
+  comment: string;
+}
+
 const commandOf = (text: string) => COMMAND.exec(text)?.[1]?.toLowerCase() as keyof typeof COMMAND_KIND | undefined;
 const isBot = (user: { login: string; type?: string | undefined }) =>
   user.type === "Bot" || user.login.endsWith("[bot]");
@@ -162,6 +173,31 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       };
     };
 
+    /**
+     * A ticket for a command on an agent PR. The run's work item comes from the branch
+     * (`agent/<issue>-<slug>` → `gh-<issue>`); branches of non-GitHub tickets carry no number, so
+     * the work item is then the branch itself and the operator matches by `pullRequest.number`.
+     * A retry starts a new run, so it carries the issue's text (asked of the forge), not the PR's.
+     */
+    const fromPullRequest = async (env: Envelope, kind: TicketKind, pr: PullRequestText): Promise<Ticket> => {
+      const number = Number(AGENT_BRANCH.exec(pr.branch)?.[1] ?? 0);
+      const issue =
+        kind === "retry" && number > 0 && forge && env.installation
+          ? await forge.issue({ installationId: env.installation.id, repo: env.repository.full_name, number })
+          : undefined;
+      const text = issue ?? pr;
+      return {
+        ...base(env, kind),
+        number,
+        workItem: number > 0 ? `gh-${number}` : pr.branch,
+        url: text.url,
+        author: issue ? issue.author : pr.author,
+        labels: text.labels,
+        pullRequest: { number: pr.number, branch: pr.branch },
+        ...sanitizeTicketText({ title: text.title, body: text.body, comment: pr.comment }),
+      };
+    };
+
     switch (event) {
       case "issues.labeled":
       case "issues.unlabeled":
@@ -201,7 +237,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
           return {
             action: "publish",
             event,
-            ticket: fromPullRequest(base(env, COMMAND_KIND[command]), {
+            ticket: await fromPullRequest(env, COMMAND_KIND[command], {
               number: env.issue.number,
               branch,
               title: env.issue.title,
@@ -234,7 +270,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
         return {
           action: "publish",
           event,
-          ticket: fromPullRequest(base(env, COMMAND_KIND[command]), {
+          ticket: await fromPullRequest(env, COMMAND_KIND[command], {
             number: pr.number,
             branch: pr.head.ref,
             title: pr.title,
@@ -249,37 +285,6 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       default:
         return ignore(event, "event not handled");
     }
-  };
-}
-
-/**
- * A ticket for a command on an agent PR. The run's work item comes from the branch
- * (`agent/<issue>-<slug>` → `gh-<issue>`); branches of non-GitHub tickets carry no number, so the
- * work item is then the branch itself and the operator matches by `pullRequest.number`.
- */
-function fromPullRequest(
-  base: Omit<Ticket, "number" | "workItem" | "url" | "title" | "body" | "author" | "labels">,
-  pr: {
-    number: number;
-    branch: string;
-    title: string;
-    body: string;
-    url: string;
-    author: string;
-    labels: string[];
-    comment: string;
-  },
-): Ticket {
-  const issue = Number(AGENT_BRANCH.exec(pr.branch)?.[1] ?? 0);
-  return {
-    ...base,
-    number: issue,
-    workItem: issue > 0 ? `gh-${issue}` : pr.branch,
-    url: pr.url,
-    author: pr.author,
-    labels: pr.labels,
-    pullRequest: { number: pr.number, branch: pr.branch },
-    ...sanitizeTicketText({ title: pr.title, body: pr.body, comment: pr.comment }),
   };
 }
 

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { Ticket } from "../../core/ticket.ts";
 import type { ClickUpClient, ClickUpTask } from "../../gateway/clickup-api.ts";
 import { Unavailable } from "../../gateway/errors.ts";
-import type { ForgePermissions, RepoPermission } from "../../gateway/forge.ts";
+import type { ForgePermissions, IssueText, RepoPermission } from "../../gateway/forge.ts";
 import { createLogger } from "../../gateway/log.ts";
 import type { PublishAck, TicketPublisher } from "../../gateway/publisher.ts";
 
@@ -35,6 +35,7 @@ export class FakeForge implements ForgePermissions {
   constructor(
     readonly users: Record<string, RepoPermission> = {},
     readonly pulls: Record<number, string> = {},
+    readonly issues: Record<number, IssueText> = {},
   ) {}
   async permission({ user }: { user: string }): Promise<RepoPermission> {
     this.calls++;
@@ -44,6 +45,10 @@ export class FakeForge implements ForgePermissions {
   async pullRequestBranch({ number }: { number: number }): Promise<string | undefined> {
     if (this.down) throw new Unavailable("forge", "down");
     return this.pulls[number];
+  }
+  async issue({ number }: { number: number }): Promise<IssueText | undefined> {
+    if (this.down) throw new Unavailable("forge", "down");
+    return this.issues[number];
   }
 }
 

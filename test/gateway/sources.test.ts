@@ -173,6 +173,19 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
       pullRequest: { number: pr.number, branch },
     });
 
+    const retry = issueCommentCreated(scope("maintainer"), { ...pr, labels: [] }, { body: "/agentfactory retry" });
+    const retryRes = await postGitHub("issue_comment", {
+      ...retry,
+      issue: { ...retry.issue, pull_request: { url: pr.url } },
+    });
+    expect(await stored(((await retryRes.json()) as { id: string }).id)).toMatchObject({
+      kind: "retry",
+      title: "Add /healthz",
+      author: "reporter",
+      url: issue.html_url,
+      labels: ["ai-agent"],
+    });
+
     const review = pullRequestReviewSubmitted(scope("owner"), pr, { body: "/agentfactory stop", state: "commented" });
     const stop = (await (await postGitHub("pull_request_review", review)).json()) as { id: string };
     expect(await stored(stop.id)).toMatchObject({ kind: "cancel", pullRequest: { number: pr.number } });
