@@ -11,9 +11,27 @@ import {
 } from "@kubernetes/client-node";
 import { type AgentRun, GROUP, PLURAL, VERSION } from "../../core/agentrun.ts";
 
+/**
+ * client-node 2.x builds a new undici Agent for every request (a TLS handshake per call, and the
+ * idle keep-alive sockets of every agent linger). One shared dispatcher per config keeps the
+ * connections pooled: the credentials travel in headers, so sharing it is safe.
+ */
+export class PooledKubeConfig extends KubeConfig {
+  private shared?: unknown;
+  constructor() {
+    super();
+    const self = this as unknown as { createDispatcher: (...args: unknown[]) => unknown };
+    const original = self.createDispatcher.bind(this);
+    self.createDispatcher = (...args: unknown[]) => {
+      this.shared ??= original(...args);
+      return this.shared;
+    };
+  }
+}
+
 /** The Kubernetes configuration: an explicit kubeconfig file, else the pod's service account. */
 export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromCluster();
   return kc;
