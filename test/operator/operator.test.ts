@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { LABELS, runName } from "../../core/names.ts";
+import { exportOutcomes } from "../../operator/outcomes-cli.ts";
 import { cleanScript, type Harness, NS, ok, type Script, startHarness } from "./harness.ts";
 
 let h: Harness;
@@ -141,5 +142,33 @@ describe("operator against the API simulator", () => {
     expect(stagesOf(run)).toEqual(["triage-1:Succeeded", "write-1:Error", "write-2:Succeeded", "review-1:Succeeded"]);
     expect(run.status!.stages[1]!.message).toContain("OOMKilled");
     expect(h.jobs(name).filter((j) => j.metadata.labels[LABELS.stage] === "write")).toHaveLength(2);
+  });
+
+  it("publishes an outcome record per finished run and exports them as JSONL", async () => {
+    const lines: string[] = [];
+    const count = await exportOutcomes({ natsUrl: h.nats.url, write: (l) => void lines.push(l) });
+    expect(count).toBe(lines.length);
+    const records = lines.map((l) => JSON.parse(l));
+    const byRun = new Map(records.map((r) => [r.run_id, r]));
+    const ready = byRun.get(runName({ id: "github:clean-1", repo: "acme/web", number: 11, workItem: "gh-11" }));
+    expect(ready).toMatchObject({
+      outcome: "clean",
+      phase: "Ready",
+      pr_number: 4,
+      branch: "agent/7-add",
+      risk_tier: "low",
+      remediation_rounds: 0,
+      provider: "anthropic",
+    });
+    expect(ready.stages).toHaveLength(3);
+    expect(ready.cost_usd).toBeCloseTo(0.03);
+    expect(ready.tokens.input).toBe(300);
+    expect(records.some((r) => r.outcome === "blocked" && r.remediation_rounds === 2)).toBe(true);
+    expect(records.some((r) => r.outcome === "cancelled")).toBe(true);
+    expect(new Set(records.map((r) => `${r.run_id}:${r.phase}`)).size).toBe(records.length); // no duplicates
+    const onlyClean: string[] = [];
+    await exportOutcomes({ natsUrl: h.nats.url, outcome: "clean", write: (l) => void onlyClean.push(l) });
+    expect(onlyClean.length).toBeGreaterThan(0);
+    expect(onlyClean.every((l) => JSON.parse(l).outcome === "clean")).toBe(true);
   });
 });
