@@ -68,14 +68,17 @@ afterAll(async () => {
 });
 
 async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(
+  return (await kubectlAll(...args)).stdout;
+}
+
+async function kubectlAll(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return await promisify(execFile)(
     KUBECTL,
     ["--kubeconfig", sim.kubeconfigPath, "--cache-dir", join(dir, "cache"), ...args],
     {
       encoding: "utf8",
     },
   );
-  return stdout;
 }
 
 async function kubectlError(...args: string[]): Promise<string> {
@@ -131,6 +134,12 @@ describe("real kubectl against the simulator", () => {
     expect(out).toMatch(/Normal\s+StageSucceeded\s+\S+\s+agentfactory-operator\s+write succeeded: PR #7 opened/);
   });
 
+  it("logs prints the container log the kubelet recorded", async () => {
+    sim.podLogs.append(NS, "gh-acme-widgets-42-write-1-x7k2p", "line 1\nline 2\n");
+    expect(await kubectl("logs", "gh-acme-widgets-42-write-1-x7k2p")).toBe("line 1\nline 2\n");
+    expect(await kubectl("logs", "gh-acme-widgets-42-write-1-x7k2p", "--tail", "1")).toBe("line 2\n");
+  });
+
   it("get jobs,pods and get events print the built-in columns", async () => {
     const out = await kubectl("get", "jobs,pods");
     expect(out).toMatch(/NAME\s+STATUS\s+COMPLETIONS\s+DURATION\s+AGE/);
@@ -150,8 +159,10 @@ describe("real kubectl against the simulator", () => {
     expect(await kubectlError("apply", "-f", file)).toContain(
       'strict decoding error: unknown field "spec.notInSchema"',
     );
-    await writeFile(file, JSON.stringify(agentRun("from-kubectl")));
-    expect(await kubectl("apply", "-f", file)).toContain("agentrun.agentfactory.dev/from-kubectl created");
+    const warned = await kubectlAll("apply", "--validate=warn", "-f", file);
+    expect(warned.stdout).toContain("agentrun.agentfactory.dev/from-kubectl created");
+    expect(warned.stderr).toContain('Warning: unknown field "spec.notInSchema"');
+    expect((sim.get("agentruns", NS, "from-kubectl") as Obj).spec.notInSchema).toBeUndefined();
     await kubectl(
       "patch",
       "ar",

@@ -43,7 +43,7 @@ export interface KubeSimOptions {
   namespaces?: string[];
   /** Interval of BOOKMARK events on watches that allow them (default 10 s). */
   bookmarkIntervalMs?: number;
-  /** How many watch events are kept for resuming watches (default 1000); older resourceVersions get 410. */
+  /** How many watch events are kept per resource for resuming watches (default 1000); older ones get 410. */
   historyLimit?: number;
 }
 
@@ -177,6 +177,14 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     o: Obj,
     q: URLSearchParams,
   ) {
+    // fieldValidation=Warn (the default): dropped unknown fields come back as warnings.
+    if (store.warnings.length && (req.method === "POST" || req.method === "PUT" || req.method === "PATCH")) {
+      res.setHeader(
+        "Warning",
+        store.warnings.map((w) => `299 - ${JSON.stringify(w)}`),
+      );
+      store.warnings = [];
+    }
     if (wantTable(req)) {
       const table = renderTable(rt, [o], { resourceVersion: meta(o).resourceVersion }, includeObject(q));
       return send(res, code, table, "application/json;as=Table;v=v1;g=meta.k8s.io");
@@ -253,6 +261,7 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     // `kubectl get -w` asks for Tables: every event then carries a one-row Table.
     const asTable = wantTable(req);
     const write = (type: string, object: unknown) => {
+      if (res.writableEnded || res.destroyed) return;
       const o =
         asTable && type !== "ERROR" && type !== "BOOKMARK"
           ? renderTable(rt, [object as Obj], {}, includeObject(q))

@@ -1,6 +1,6 @@
 /**
  * The simulator's storage and registry: objects by resource type, one global resourceVersion counter, a bounded
- * event history for watches, and the API server's write semantics (metadata, status subresource, generation,
+ * event history per resource for watches (like the API server's watch cache), and the API server's write semantics (metadata, status subresource, generation,
  * optimistic concurrency, schema validation, finalizers, ownerReference garbage collection).
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -123,11 +123,15 @@ export class Store {
   rv = 0;
   private readonly data = new Map<string, Map<string, Obj>>();
   private readonly uids = new Map<string, { rt: ResourceType; key: string }>();
-  private history: StoreEvent[] = [];
-  /** Watches from a resourceVersion older than this get 410 Gone. */
+  /** The last `historyLimit` events of each storage key (the watch cache). */
+  private readonly history = new Map<string, StoreEvent[]>();
+  /** Watches from a resourceVersion older than this get 410 Gone: per storage key, and globally (compact()). */
+  private readonly compactedRvByKey = new Map<string, number>();
   private compactedRv = 0;
   private readonly listeners = new Set<(e: StoreEvent) => void>();
   private readonly validators = new Map<ResourceType, Validator>();
+  /** Fields the last validated write dropped (the API server answers them as Warning headers). */
+  warnings: string[] = [];
 
   constructor(
     readonly types: ResourceType[],
@@ -151,17 +155,20 @@ export class Store {
 
   private emit(type: EventType, rt: ResourceType, object: Obj, prev?: Obj): void {
     const e: StoreEvent = { type, rv: this.rv, storageKey: rt.storageKey, object, ...(prev ? { prev } : {}) };
-    this.history.push(e);
-    if (this.history.length > this.historyLimit) {
-      const dropped = this.history.splice(0, this.history.length - this.historyLimit);
-      this.compactedRv = dropped[dropped.length - 1]!.rv;
+    const events = this.history.get(rt.storageKey) ?? [];
+    this.history.set(rt.storageKey, events);
+    events.push(e);
+    if (events.length > this.historyLimit) {
+      const dropped = events.splice(0, events.length - this.historyLimit);
+      this.compactedRvByKey.set(rt.storageKey, dropped[dropped.length - 1]!.rv);
     }
     for (const l of this.listeners) l(e);
   }
 
   /** Forgets the event history (like an etcd compaction): watches from any older resourceVersion get 410. */
   compact(): void {
-    this.history = [];
+    this.history.clear();
+    this.compactedRvByKey.clear();
     this.compactedRv = this.rv;
   }
 
@@ -175,10 +182,11 @@ export class Store {
    * The events after `fromRv` for a storage key, or ApiError 410 when they are no longer in the history.
    */
   eventsSince(storageKey: string, fromRv: number): StoreEvent[] {
-    if (fromRv < this.compactedRv) {
-      throw new ApiError(410, "Expired", `too old resource version: ${fromRv} (${this.compactedRv + 1})`);
+    const compacted = Math.max(this.compactedRv, this.compactedRvByKey.get(storageKey) ?? 0);
+    if (fromRv < compacted) {
+      throw new ApiError(410, "Expired", `too old resource version: ${fromRv} (${compacted + 1})`);
     }
-    return this.history.filter((e) => e.rv > fromRv && e.storageKey === storageKey);
+    return (this.history.get(storageKey) ?? []).filter((e) => e.rv > fromRv);
   }
 
   get(rt: ResourceType, ns: string | undefined, name: string): Obj {
@@ -216,6 +224,7 @@ export class Store {
   }
 
   private validate(rt: ResourceType, o: Obj, isCreate: boolean, old?: Obj, strict = false): void {
+    this.warnings = [];
     const m = meta(o);
     const causes = validateMeta(m);
     const v = this.validators.get(rt);
@@ -228,6 +237,7 @@ export class Store {
         );
       }
       causes.push(...result.causes);
+      this.warnings = result.pruned.map((p) => `unknown field "${p}"`);
     }
     causes.push(...validateBuiltin(rt, o, isCreate ? undefined : old));
     if (causes.length) throw invalid(rt, m.name ?? "", causes);
