@@ -70,6 +70,9 @@ describe("gateway/main.ts", () => {
     });
     expect(res.status).toBe(202);
     expect(((await res.json()) as { id: string }).id).toMatch(/^dispatch:/);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('agentfactory_webhooks_total{source="dispatch",event="new",result="accepted"} 1');
+    expect(metrics).toContain("nodejs_eventloop_lag_seconds");
     expect((await fetch(`${base}/webhooks/clickup`, { method: "POST", body: "{}" })).status).toBe(404);
     const big = await fetch(`${base}/dispatch`, {
       method: "POST",
