@@ -28,7 +28,7 @@ const CREDENTIAL_PATH =
   /(^|\/)(\.ssh|\.aws|\.gnupg|\.docker|\.kube|\.config\/gh|\.config\/gcloud)(\/|$)|(^|\/)(\.netrc|\.git-credentials|\.npmrc|\.pypirc)$|^\/(proc|sys|dev|var\/run\/secrets|run\/secrets)(\/|$)|^\/etc\/(shadow|gshadow|sudoers)/;
 
 /** PreToolUse for the file tools: the path must stay in the workspace and not be a credential file. */
-export function pathGate(workspace: string): Gate {
+export function pathGate(workspace: string, options: { readOnly?: string[] } = {}): Gate {
   return {
     name: "paths",
     event: "PreToolUse",
@@ -44,6 +44,14 @@ export function pathGate(workspace: string): Gate {
       const root = workspace.replace(/\/$/, "");
       if (norm !== root && !norm.startsWith(`${root}/`))
         return { block: true, reason: `Blocked: ${target} is outside the workspace ${workspace}` };
+      const rel = norm.slice(root.length + 1);
+      const writes = /^(Write|Edit|MultiEdit|NotebookEdit)$/.test(input.tool_name ?? "");
+      const locked = options.readOnly?.find((dir) => rel === dir.replace(/\/$/, "") || rel.startsWith(dir));
+      if (writes && locked)
+        return {
+          block: true,
+          reason: `Blocked: ${locked} is read-only for the agent (the repository's own hooks and settings)`,
+        };
       return { block: false };
     },
   };

@@ -66,14 +66,30 @@ export function repoFile(dir: string, rel: string, max = 12_000): string | undef
   return text.length > max ? `${text.slice(0, max)}\n… (truncated)` : text;
 }
 
+const GUIDANCE_FILES = ["CLAUDE.md", "ARCHITECTURE.md", ".claude/rules/patterns.md", ".claude/rules/anti-patterns.md"];
+
+/** Paths the agent may not edit with the file tools: the repository's hooks and settings. */
+export const AGENT_READ_ONLY = [".claude/settings.json", ".claude/settings.local.json", ".claude/hooks/"];
+
+function renderGuidance(files: [string, string | undefined][]): string {
+  const parts = files.flatMap(([f, text]) => (text === undefined ? [] : [`<file path="${f}">\n${text}\n</file>`]));
+  return parts.length ? parts.join("\n\n") : "(the repository has no CLAUDE.md, ARCHITECTURE.md or learned rules)";
+}
+
 /** The repository's guidance files, each delimited, for the prompt. */
 export function guidance(dir: string): string {
-  const files = ["CLAUDE.md", "ARCHITECTURE.md", ".claude/rules/patterns.md", ".claude/rules/anti-patterns.md"];
-  const parts = files.flatMap((f) => {
-    const text = repoFile(dir, f);
-    return text === undefined ? [] : [`<file path="${f}">\n${text}\n</file>`];
-  });
-  return parts.length ? parts.join("\n\n") : "(the repository has no CLAUDE.md, ARCHITECTURE.md or learned rules)";
+  return renderGuidance(GUIDANCE_FILES.map((f) => [f, repoFile(dir, f)]));
+}
+
+/** The guidance as on the base branch: a pull request cannot rewrite the rules it is reviewed by. */
+export async function baseGuidance(git: Git, base: string, max = 12_000): Promise<string> {
+  const files = await Promise.all(
+    GUIDANCE_FILES.map(async (f): Promise<[string, string | undefined]> => {
+      const text = await git.run(["show", `origin/${base}:${f}`]).catch(() => undefined);
+      return [f, text !== undefined && text.length > max ? `${text.slice(0, max)}\n… (truncated)` : text];
+    }),
+  );
+  return renderGuidance(files);
 }
 
 /** Untrusted text, fenced so it cannot close its own delimiter. */

@@ -5,6 +5,7 @@ import { stageMarker } from "../markers.ts";
 import { detectTestCommand } from "../tests-command.ts";
 import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
 import {
+  AGENT_READ_ONLY,
   accounting,
   asData,
   checkout,
@@ -83,7 +84,7 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
         currentBranch: () => gitCurrentBranch(dir),
         protectedPaths: protectedPaths(deps),
       }),
-      pathGate(dir),
+      pathGate(dir, { readOnly: AGENT_READ_ONLY }),
       testsGate({
         command: testCommand,
         cwd: dir,

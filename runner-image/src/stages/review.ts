@@ -14,7 +14,17 @@ import { detectTestCommand } from "../tests-command.ts";
 import { runShell } from "../tools/bash.ts";
 import { READ_ONLY_TOOLS, toolEnv } from "../tools/index.ts";
 import { truncate } from "../tools/types.ts";
-import { asData, checkout, guidance, newGit, repoDir, runSession, type StageDeps, type StageOutput } from "./common.ts";
+import {
+  asData,
+  baseGuidance,
+  checkout,
+  guidance,
+  newGit,
+  repoDir,
+  runSession,
+  type StageDeps,
+  type StageOutput,
+} from "./common.ts";
 import { embedFindings, FindingsReport, findingLine, type SourcedFinding } from "./findings.ts";
 import { reviewSystem } from "./prompts.ts";
 
@@ -104,7 +114,7 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     }
     const loop = await runSession(deps, {
       system: reviewSystem(kind),
-      prompt: reviewPrompt(deps, kind, decision, files, diff, guidance(dir)),
+      prompt: reviewPrompt(deps, kind, decision, files, diff, git ? await baseGuidance(git, pr.base) : guidance(dir)),
       tools: READ_ONLY_TOOLS,
       gates: [pathGate(dir)],
       cwd: dir,

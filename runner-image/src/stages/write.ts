@@ -8,6 +8,7 @@ import { prBody } from "../pr-body.ts";
 import { detectTestCommand } from "../tests-command.ts";
 import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
 import {
+  AGENT_READ_ONLY,
   accounting,
   asData,
   failed,
@@ -94,7 +95,7 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
         currentBranch: () => gitCurrentBranch(dir),
         protectedPaths: protectedPaths(deps),
       }),
-      pathGate(dir),
+      pathGate(dir, { readOnly: AGENT_READ_ONLY }),
       testsGate({
         command: testCommand,
         cwd: dir,
