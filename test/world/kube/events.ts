@@ -32,3 +32,36 @@ export function eventsV1ToCore(o: Obj): Obj {
 export function coreToEventsV1(o: Obj): Obj {
   return rename(o, 0, "events.k8s.io/v1");
 }
+
+/** Records a core/v1 Event about `obj`, as a controller's event recorder does. */
+export function recordEvent(
+  sim: { create(resource: string, obj: Obj): Obj },
+  obj: Obj,
+  type: "Normal" | "Warning",
+  reason: string,
+  message: string,
+  component: string,
+): void {
+  const m = (obj.metadata ?? {}) as Obj;
+  const at = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  sim.create("events", {
+    metadata: { generateName: `${String(m.name)}.`, namespace: m.namespace },
+    involvedObject: {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+    },
+    type,
+    reason,
+    message,
+    source: { component, ...(component === "kubelet" ? { host: "kube-sim-node" } : {}) },
+    firstTimestamp: at,
+    lastTimestamp: at,
+    count: 1,
+    reportingComponent: component,
+    reportingInstance: "kube-sim",
+  });
+}

@@ -4,6 +4,7 @@
  * active/ready/succeeded/failed counts, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished, and the
  * SuccessCriteriaMet+Complete or FailureTarget+Failed conditions.
  */
+import { recordEvent } from "./events.ts";
 import type { KubeSim } from "./server.ts";
 import { meta, now, type Obj, type StoreEvent } from "./store.ts";
 
@@ -44,6 +45,8 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
     return a;
   };
 
+  const event = (obj: Obj, type: "Normal" | "Warning", reason: string, message: string) =>
+    recordEvent(sim, obj, type, reason, message, "job-controller");
   const writeStatus = (ns: string, name: string, mutate: (st: Obj) => void) =>
     store.mutateStatus(jobs, ns, name, mutate);
 
@@ -152,6 +155,7 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
         ];
         Object.assign(st, { active: 0, ready: 0, terminating: 0, succeeded, failed, completionTime: now() });
       });
+      event(job, "Normal", "Completed", "Job completed");
       finished(ns, name);
       return;
     }
@@ -175,7 +179,7 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
     const m = meta(job);
     const template = o(o(job.spec).template);
     const tm = o(template.metadata);
-    return store.create(pods, m.namespace, {
+    const pod = store.create(pods, m.namespace, {
       apiVersion: "v1",
       kind: "Pod",
       metadata: {
@@ -188,6 +192,8 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
       },
       spec: { ...structuredClone(o(template.spec)), nodeName },
     });
+    event(job, "Normal", "SuccessfulCreate", `Created pod: ${meta(pod).name}`);
+    return pod;
   }
 
   function onEvent(e: StoreEvent): void {

@@ -15,6 +15,7 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PODMAN_GLOBAL_ARGS, RUNNER_IMAGE } from "../podman.ts";
+import { recordEvent } from "./events.ts";
 import { startJobController } from "./job-controller.ts";
 import {
   ConfigError,
@@ -79,6 +80,7 @@ interface Running {
   dir: string;
   killed: boolean;
   retry?: NodeJS.Timeout;
+  configErrorReported?: boolean;
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -101,6 +103,10 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   let stopped = false;
 
   const jobController = startJobController(sim, NODE_NAME);
+  const event = (pod: Obj, type: "Normal" | "Warning", reason: string, message: string) => {
+    if (store.tryGet(pods, meta(pod).namespace, meta(pod).name!))
+      recordEvent(sim, pod, type, reason, message, "kubelet");
+  };
   const writeStatus = (ns: string, name: string, mutate: (st: Obj) => void) =>
     store.mutateStatus(pods, ns, name, mutate);
 
@@ -164,6 +170,14 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     };
     running.set(key, r);
     started.push(r);
+    recordEvent(
+      sim,
+      pod,
+      "Normal",
+      "Scheduled",
+      `Successfully assigned ${ns}/${m.name} to ${NODE_NAME}`,
+      "default-scheduler",
+    );
     writeStatus(ns, m.name!, (st) => {
       Object.assign(st, {
         phase: "Pending",
@@ -212,6 +226,8 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
+      if (!r.configErrorReported) event(pod, "Warning", "Failed", `Error: ${e.message}`);
+      r.configErrorReported = true;
       writeStatus(ns, m.name!, (st) => {
         st.containerStatuses = containerStatus(pod, {
           waiting: { reason: "CreateContainerConfigError", message: e.message },
@@ -292,6 +308,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       spawnError = e;
       sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
     });
+    event(pod, "Normal", "Started", `Started container ${((o(pod.spec).containers as Container[]) ?? [])[0]?.name}`);
     writeStatus(ns, m.name!, (st) => {
       Object.assign(st, {
         phase: "Running",
