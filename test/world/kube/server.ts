@@ -364,6 +364,8 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
       entry.verb = "get";
       return respondObject(req, res, 200, rt, store.get(storage, ns, name), q);
     }
+    // Failing loudly beats persisting what the client meant as a trial.
+    if (q.get("dryRun")) throw badRequest("dryRun is not supported by the Kubernetes API simulator");
     const contentType = req.headers["content-type"] ?? "application/json";
     const strict = q.get("fieldValidation") === "Strict";
     const body = parseBody(await readBody(req), contentType) as Obj | undefined;
