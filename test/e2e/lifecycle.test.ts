@@ -45,6 +45,7 @@ const clear = (summary: string) =>
     riskTier: "low",
   });
 
+const WRITE = SCENARIO.write ?? [];
 const scenario: Scenario = {
   triage: [
     (req) => {
@@ -64,10 +65,8 @@ const scenario: Scenario = {
   ],
   write: [
     (req) =>
-      repoOf(req) === SLOW
-        ? turn(toolUse("Bash", { command: "sleep 60", timeout: 120000 }))
-        : (SCENARIO.write[0] as never),
-    ...SCENARIO.write.slice(1),
+      repoOf(req) === SLOW ? turn(toolUse("Bash", { command: "sleep 60", timeout: 120000 })) : (WRITE[0] as never),
+    ...WRITE.slice(1),
   ],
   review: [
     (req) => {
