@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { isTerminal } from "../../core/agentrun.ts";
-import { githubDelivery, issuesLabeled, sendGithubWebhook } from "../world/github/index.ts";
+import { githubDelivery, issuesLabeled } from "../world/github/index.ts";
 import { CALC_FILES, ISSUE, REPO, SCENARIO } from "./scenario.ts";
 import { KUBECTL, NAMESPACE, startWorld, WEBHOOK_SECRET, type World } from "./world.ts";
 
