@@ -34,13 +34,19 @@ export class Forge {
     return (await this.octokit.rest.repos.get(this.r)).data.default_branch;
   }
 
-  async comments(issue: number): Promise<{ id: number; body: string; user: string; url: string }[]> {
+  async comments(issue: number): Promise<{ id: number; body: string; user: string; bot: boolean; url: string }[]> {
     const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
       ...this.r,
       issue_number: issue,
       per_page: 100,
     });
-    return all.map((c) => ({ id: c.id, body: c.body ?? "", user: c.user?.login ?? "", url: c.html_url }));
+    return all.map((c) => ({
+      id: c.id,
+      body: c.body ?? "",
+      user: c.user?.login ?? "",
+      bot: c.user?.type === "Bot",
+      url: c.html_url,
+    }));
   }
 
   /**
@@ -52,7 +58,8 @@ export class Forge {
     marker: string,
     body: string,
   ): Promise<{ id: number; url: string; reused: boolean }> {
-    const existing = (await this.comments(issue)).find((c) => c.body.includes(marker));
+    // Only a bot's comment counts: a person quoting the marker must not suppress ours.
+    const existing = (await this.comments(issue)).find((c) => c.bot && c.body.includes(marker));
     if (existing) return { id: existing.id, url: existing.url, reused: true };
     const { data } = await this.octokit.rest.issues.createComment({
       ...this.r,
@@ -159,13 +166,19 @@ export class Forge {
     }
   }
 
-  async reviews(pr: number): Promise<{ id: number; body: string; user: string; commitId: string }[]> {
+  async reviews(pr: number): Promise<{ id: number; body: string; user: string; bot: boolean; commitId: string }[]> {
     const all = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, {
       ...this.r,
       pull_number: pr,
       per_page: 100,
     });
-    return all.map((r) => ({ id: r.id, body: r.body ?? "", user: r.user?.login ?? "", commitId: r.commit_id ?? "" }));
+    return all.map((r) => ({
+      id: r.id,
+      body: r.body ?? "",
+      user: r.user?.login ?? "",
+      bot: r.user?.type === "Bot",
+      commitId: r.commit_id ?? "",
+    }));
   }
 
   /** Posts one review (event COMMENT) unless a review carrying `marker` exists already. */
@@ -174,7 +187,7 @@ export class Forge {
     marker: string,
     review: { commitId: string; body: string; comments: { path: string; line: number; body: string }[] },
   ): Promise<{ id: number; reused: boolean }> {
-    const existing = (await this.reviews(pr)).find((r) => r.body.includes(marker));
+    const existing = (await this.reviews(pr)).find((r) => r.bot && r.body.includes(marker));
     if (existing) return { id: existing.id, reused: true };
     const create = (comments: typeof review.comments) =>
       this.octokit.rest.pulls.createReview({
