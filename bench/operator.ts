@@ -128,10 +128,19 @@ async function benchOnce(n: number): Promise<string> {
       LEADER_ELECTION: "true",
       LOG_LEVEL: "info",
       CONCURRENCY: values.concurrency,
+      ...(process.env.OPERATOR_CPU_PROF
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.OPERATOR_CPU_PROF}` }
+        : {}),
       RESYNC_SECONDS: "600",
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const abort = () => {
+    op.kill("SIGKILL");
+    void nats.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGTERM", abort);
+  process.once("SIGINT", abort);
   let ready = false;
   let buf = "";
   op.stdout!.on("data", (c: Buffer) => {
@@ -200,6 +209,8 @@ async function benchOnce(n: number): Promise<string> {
   );
 
   unsubscribe();
+  process.off("SIGTERM", abort);
+  process.off("SIGINT", abort);
   const exited = once(op, "exit");
   op.kill("SIGTERM");
   await exited;

@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import {
   BatchV1Api,
   CoordinationV1Api,
@@ -11,19 +12,34 @@ import {
 } from "@kubernetes/client-node";
 import { type AgentRun, GROUP, PLURAL, VERSION } from "../../core/agentrun.ts";
 
+/** undici as client-node itself resolves it (the same instance its fetch uses). */
+const undici = createRequire(import.meta.resolve("@kubernetes/client-node"))("undici") as {
+  Agent: new (opts: object) => unknown;
+};
+
 /**
- * client-node 2.x builds a new undici Agent for every request (a TLS handshake per call, and the
- * idle keep-alive sockets of every agent linger). One shared dispatcher per config keeps the
- * connections pooled: the credentials travel in headers, so sharing it is safe.
+ * client-node 2.x builds a new undici Agent for every request: a TLS handshake per call, and the
+ * idle sockets of every agent linger. One shared dispatcher per config keeps connections pooled
+ * (credentials travel in headers, so sharing it is safe). A short `keepAliveTimeoutThreshold`
+ * keeps reusing sockets of servers that advertise a short `Keep-Alive: timeout=` (undici's 2 s
+ * default threshold would otherwise close every socket after one request).
  */
 export class PooledKubeConfig extends KubeConfig {
   private shared?: unknown;
   constructor() {
     super();
-    const self = this as unknown as { createDispatcher: (...args: unknown[]) => unknown };
+    const self = this as unknown as {
+      createDispatcher: (...args: unknown[]) => unknown;
+      createDispatcherOptions: (...args: unknown[]) => { type: string; connect?: object };
+    };
     const original = self.createDispatcher.bind(this);
     self.createDispatcher = (...args: unknown[]) => {
-      this.shared ??= original(...args);
+      if (this.shared) return this.shared;
+      const opts = self.createDispatcherOptions(...args);
+      this.shared =
+        opts.type === "agent"
+          ? new undici.Agent({ connect: opts.connect, keepAliveTimeoutThreshold: 250 })
+          : original(...args);
       return this.shared;
     };
   }
