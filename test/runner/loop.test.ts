@@ -336,4 +336,20 @@ describe("agent loop against the scripted model", () => {
       content: expect.stringMatching(/safety gate: pushes to main/),
     });
   });
+
+  it("times out a hanging repository hook without blocking the call", async () => {
+    await fs.mkdir(path.join(ws, ".claude"), { recursive: true });
+    await fs.writeFile(
+      path.join(ws, ".claude/settings.json"),
+      JSON.stringify({
+        hooks: {
+          PreToolUse: [{ matcher: "Read", hooks: [{ type: "command", command: "sleep 30; exit 2", timeout: 1 }] }],
+        },
+      }),
+    );
+    const s = await sim({ write: [turn(toolUse("Read", { file_path: "a.txt" })), turn(text("ok"))] });
+    const r = await runLoop(options(s));
+    expect(r.status).toBe("completed");
+    expect(resultsIn(s, 1)[0]).toMatchObject({ is_error: false, content: expect.stringContaining("hello") });
+  });
 });
