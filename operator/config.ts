@@ -27,6 +27,8 @@ export const ConfigSchema = z.object({
   RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),
   RUNNER_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
   RUNTIME_CLASS_NAME: optional,
+  /** Service account of runner pods (its token is never mounted). */
+  RUNNER_SERVICE_ACCOUNT: optional,
   RUNNER_CPU_LIMIT: z.string().default("2"),
   RUNNER_MEMORY_LIMIT: z.string().default("2Gi"),
   RUNNER_CPU_REQUEST: z.string().default("250m"),

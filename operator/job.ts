@@ -8,6 +8,7 @@ export interface JobSettings {
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   runtimeClassName?: string;
+  serviceAccountName?: string;
   resources: { cpuLimit: string; memoryLimit: string; cpuRequest: string; memoryRequest: string };
   maxTurns: number;
   testCommand?: string;
@@ -122,6 +123,7 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
+          ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 10001,

@@ -23,6 +23,7 @@ export function jobSettings(c: Config): JobSettings {
     image: c.RUNNER_IMAGE,
     imagePullPolicy: c.RUNNER_IMAGE_PULL_POLICY,
     ...(c.RUNTIME_CLASS_NAME ? { runtimeClassName: c.RUNTIME_CLASS_NAME } : {}),
+    ...(c.RUNNER_SERVICE_ACCOUNT ? { serviceAccountName: c.RUNNER_SERVICE_ACCOUNT } : {}),
     resources: {
       cpuLimit: c.RUNNER_CPU_LIMIT,
       memoryLimit: c.RUNNER_MEMORY_LIMIT,
