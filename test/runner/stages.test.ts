@@ -292,5 +292,9 @@ describe("sandbox", () => {
       summary: expect.stringContaining("The tests must pass"),
     });
     expect(run.stderr).not.toContain(env.GITHUB_TOKEN);
+    // The unfinished work is kept on the agent branch (no PR) for a retry or a person.
+    expect(run.result?.summary).toContain("unfinished work pushed to agent/3-probe-the-sandbox");
+    expect(await gh.readFile(REPO, "agent/3-probe-the-sandbox", "probe.sh")).toContain("probe-done");
+    expect((await gh.pulls(REPO)).filter((p) => p.head.ref === "agent/3-probe-the-sandbox")).toHaveLength(0);
   });
 });

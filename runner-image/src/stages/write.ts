@@ -106,13 +106,32 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
     ],
     cwd: dir,
   });
-  if (loop.status !== "completed")
-    return failed(config, loop, started, `write did not finish (${loop.status}): ${loop.message}`);
+  if (loop.status !== "completed") {
+    const kept = await keepUnfinishedWork(deps, git, branch, loop.status);
+    return failed(config, loop, started, `write did not finish (${loop.status})${kept}: ${loop.message}`);
+  }
 
   try {
     return await publish(deps, { loop, started, base, branch, git });
   } catch (err) {
     return failed(config, loop, started, `write could not publish its change: ${deps.redact((err as Error).message)}`);
+  }
+}
+
+/**
+ * When the agent ran out of turns, budget or stops, its paid-for work is pushed to the agent branch
+ * (no PR): a retry resumes from it and a person can look at it. Best effort.
+ */
+async function keepUnfinishedWork(deps: StageDeps, git: Git, branch: string, status: string): Promise<string> {
+  if (status === "model_error" || status === "hook_stop") return "";
+  try {
+    const title = deps.config.ticket.title;
+    if (!(await git.commitAll(commitMessage(deps, `wip(agent): ${title} (unfinished: ${status})`)))) return "";
+    await git.push(branch);
+    return `; unfinished work pushed to ${branch}`;
+  } catch (err) {
+    deps.log("could not keep unfinished work", { error: deps.redact((err as Error).message) });
+    return "";
   }
 }
 
