@@ -28,7 +28,7 @@ const NS = "agentfactory";
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: process.env.BENCH_RUNS ?? "100,1000" },
-    concurrency: { type: "string", default: "8" },
+    concurrency: { type: "string", default: "16" },
     timeout: { type: "string", default: "900" },
   },
 });

@@ -70,7 +70,10 @@ export const ConfigSchema = z.object({
   LEASE_NAME: z.string().default("agentfactory-operator"),
   /** Identity in the Lease; the pod name in a cluster. */
   POD_NAME: optional,
-  CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /** Reconcile workers (mostly waiting on the API server). */
+  CONCURRENCY: z.coerce.number().int().positive().default(16),
+  /** Tickets applied at once by the consumer. */
+  TICKET_CONCURRENCY: z.coerce.number().int().positive().default(32),
   /** Global reconcile rate limit (token bucket), per second, and its burst. */
   RATE_LIMIT_QPS: num(50),
   RATE_LIMIT_BURST: int(200),

@@ -71,6 +71,24 @@ describe("handleTicket", () => {
     expect(runs.size).toBe(2);
   });
 
+  it("checks new tickets against the informer cache when given one (no list call)", async () => {
+    const { api, runs } = fakeApi();
+    await handleTicket(api, defaults, ticket());
+    const listing = { calls: 0 };
+    const counting = {
+      ...api,
+      listRuns: async (...a: Parameters<TicketApi["listRuns"]>) => {
+        listing.calls += 1;
+        return api.listRuns(...a);
+      },
+    };
+    const cache = () => [...runs.values()];
+    expect(await handleTicket(counting, defaults, ticket({ id: "github:d-4", deliveryId: "d-4" }), cache)).toBe(
+      "ignored",
+    );
+    expect(listing.calls).toBe(0);
+  });
+
   it("appends a reply to the active run's clarifications exactly once", async () => {
     const { api, runs, patches } = fakeApi();
     await handleTicket(api, defaults, ticket());

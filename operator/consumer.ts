@@ -55,9 +55,24 @@ export function workItemSelector(ticket: Pick<Ticket, "repo" | "source" | "workI
   ].join(",");
 }
 
-/** The newest non-terminal run of a work item. */
-export async function activeRun(api: TicketApi, namespace: string, ticket: Ticket): Promise<AgentRun | undefined> {
-  const { items } = await api.listRuns(namespace, workItemSelector(ticket));
+/** Runs as the informer cache holds them: enough for the one-run-per-work-item check of new tickets. */
+export type RunLookup = () => readonly AgentRun[];
+
+/** The newest non-terminal run of a work item, from the API (or from `cache` when given). */
+export async function activeRun(
+  api: TicketApi,
+  namespace: string,
+  ticket: Ticket,
+  cache?: RunLookup,
+): Promise<AgentRun | undefined> {
+  const labels = Object.fromEntries(
+    workItemSelector(ticket)
+      .split(",")
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+  const items = cache
+    ? cache().filter((r) => Object.entries(labels).every(([k, v]) => r.metadata.labels?.[k] === v))
+    : (await api.listRuns(namespace, workItemSelector(ticket))).items;
   return items
     .filter((r) => !isTerminal(r.status?.phase) && r.spec.ticket.repo === ticket.repo)
     .sort((a, b) =>
@@ -72,14 +87,19 @@ export type HandleResult = "created" | "exists" | "replied" | "cancelled" | "ign
  * `new` creates the run under its deterministic name (409 = already done); `reply` appends the
  * comment to the active run's clarifications once; `cancel` sets `spec.suspend`.
  */
-export async function handleTicket(api: TicketApi, defaults: RunDefaults, ticket: Ticket): Promise<HandleResult> {
+export async function handleTicket(
+  api: TicketApi,
+  defaults: RunDefaults,
+  ticket: Ticket,
+  cache?: RunLookup,
+): Promise<HandleResult> {
   const ns = defaults.namespace;
   switch (ticket.kind) {
     case "new":
     case "retry": {
       const run = runFromTicket(ticket, defaults);
       run.metadata.annotations = { ...run.metadata.annotations, [RECEIVED_AT_ANNOTATION]: ticket.receivedAt };
-      const active = await activeRun(api, ns, ticket);
+      const active = await activeRun(api, ns, ticket, cache);
       if (active && active.metadata.name !== run.metadata.name) return "ignored"; // one run per work item at a time
       try {
         await api.createRun(run);
@@ -122,6 +142,8 @@ export interface ConsumerOptions {
   metrics?: Metrics;
   /** Tickets handled at once. */
   concurrency?: number;
+  /** The informer's runs, to check new tickets against without an API call. */
+  cache?: RunLookup;
 }
 
 /**
@@ -175,7 +197,7 @@ export class TicketConsumer {
     }
     const log = this.o.log.child({ ticket: ticket.id, requestId: ticket.requestId, kind: ticket.kind });
     try {
-      const result = await handleTicket(this.o.api, this.o.defaults, ticket);
+      const result = await handleTicket(this.o.api, this.o.defaults, ticket, this.o.cache);
       m.ack();
       log.info({ result }, "ticket applied");
       this.o.metrics?.ticketsTotal.inc({ kind: ticket.kind, result });

@@ -7,6 +7,7 @@ import { hostname } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
+import type { AgentRun } from "../core/agentrun.ts";
 import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
@@ -161,7 +162,16 @@ export async function main(env: Record<string, string | undefined> = process.env
   log.info({ namespace: config.NAMESPACE }, "controller started");
 
   if (config.CONSUME_TICKETS) {
-    consumer = new TicketConsumer({ js, api: kube, defaults: runDefaults(config), log, metrics });
+    const runs = controller.runs;
+    consumer = new TicketConsumer({
+      js,
+      api: kube,
+      defaults: runDefaults(config),
+      log,
+      metrics,
+      concurrency: config.TICKET_CONCURRENCY,
+      cache: () => runs.list(config.NAMESPACE) as unknown as AgentRun[],
+    });
     consumer.start();
     log.info("ticket consumer started");
   }
