@@ -15,6 +15,7 @@ import {
 } from "./app.ts";
 import { branchHeads, type Delivery, WebhookEmitter, type WebhookTarget } from "./events.ts";
 import { commitFiles, createBareRepo, gitBuffer, revParse, serveGitHttp } from "./git.ts";
+import { gitDataRoutes } from "./gitdata.ts";
 import { execute, parse } from "./graphql.ts";
 import { graphqlRoots } from "./graphql-root.ts";
 import { forbidden, GitHubError, isoNow, notFound, type Reply, readJson, send, validationFailed } from "./http.ts";
@@ -164,7 +165,7 @@ export async function startGitHubSim(opts: GitHubSimOptions = {}): Promise<GitHu
       body: { permission, role_name: permission, user: ctx.store.userJson(login) },
     };
   });
-  const routes: Route[] = [...issueRoutes, ...pullRoutes, collaboratorRoute];
+  const routes: Route[] = [...issueRoutes, ...pullRoutes, ...gitDataRoutes, collaboratorRoute];
   let store!: Store;
   let hooks!: WebhookEmitter;
 
