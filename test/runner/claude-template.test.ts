@@ -73,7 +73,7 @@ describe(".claude template", () => {
     const envFile = path.join(project, "env.sh");
     await fs.writeFile(envFile, "");
     expect(hook("inject-env.sh", { hook_event_name: "SessionStart" }, { CLAUDE_ENV_FILE: envFile }).code).toBe(0);
-    expect(await fs.readFile(envFile, "utf8")).toBe("export CI=true\nexport DATABASE_URL=postgres://localhost/test\n");
+    expect(await fs.readFile(envFile, "utf8")).toBe("export DATABASE_URL=postgres://localhost/test\n");
   });
 
   it("run-linter passes when the project has no linter for the file", async () => {
