@@ -42,8 +42,8 @@ export class Finalizer {
   ): Promise<OutcomeRecord> {
     const { ticket } = run.spec;
     let files: string[] = [];
-    const forgeTicket = ticket.source === "github" || ticket.number > 0;
-    if (this.o.forge && forgeTicket && status.phase !== "Cancelled") {
+    // Every ticket's work lands on the forge (ClickUp tasks too); issue-only steps need an issue number.
+    if (this.o.forge && status.phase !== "Cancelled") {
       const gh = await this.o.forge.client(ticket.repo, ticket.installationId);
       const [owner, repo] = ticket.repo.split("/") as [string, string];
       const pr = status.pullRequest;

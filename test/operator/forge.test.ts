@@ -11,11 +11,13 @@ import { MARKERS } from "../../operator/finalize-text.ts";
 import { Forge, STAGE_PERMISSIONS } from "../../operator/forge.ts";
 import type { OutcomeRecord } from "../../operator/outcome.ts";
 import { agentRun } from "../../operator/testing.ts";
+import { type ClickUpSim, startClickUpSim } from "../world/clickup/index.ts";
 import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
 import { type SlackSim, startSlackSim } from "../world/slack/index.ts";
 
 let gh: GitHubSim;
 let slack: SlackSim;
+let clickup: ClickUpSim;
 let forge: Forge;
 let dir: string;
 const REPO = "acme/web";
@@ -99,6 +101,7 @@ function status(phase: AgentRunStatus["phase"], pr: number, over: Partial<AgentR
 beforeAll(async () => {
   gh = await startGitHubSim();
   slack = await startSlackSim();
+  clickup = await startClickUpSim({ token: "pk_test", tasks: [{ id: "86abc", name: "Health endpoint" }] });
   dir = await mkdtemp(join(tmpdir(), "forge-test-"));
   await gh.createRepo(REPO, { "README.md": "# web\n" });
   await gh.createRepo("acme/other", { "README.md": "# other\n" });
@@ -112,6 +115,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gh?.stop();
   await slack?.stop();
+  await clickup?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -184,5 +188,19 @@ describe("Finalizer", () => {
     expect(slack.messages[0]!.text).toContain("needs human review");
     expect(gh.labels(REPO, pr).sort()).toEqual(["remediation-round-1", "remediation-round-2"]);
     expect((await gh.pull(REPO, pr)).draft).toBe(true);
+  });
+
+  it("ClickUp ticket: the PR is still finalized on the forge, and the task gets a comment", async () => {
+    const pr = await draftPr("agent/86abc-health");
+    const f = new Finalizer({ forge, clickup: { apiUrl: clickup.apiUrl, token: "pk_test" } });
+    const run = agentRun({ source: "clickup", id: "clickup:w-1", deliveryId: "w-1", number: 0, workItem: "86abc" });
+    await f.finalize(run, status("Ready", pr), [], new Date());
+    expect((await gh.pull(REPO, pr)).draft).toBe(false);
+    expect(clickup.comments).toEqual([
+      expect.objectContaining({
+        taskId: "86abc",
+        comment_text: expect.stringContaining(`PR ready for review: ${gh.serverUrl}/${REPO}/pull/${pr}`),
+      }),
+    ]);
   });
 });
