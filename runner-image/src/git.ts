@@ -60,8 +60,10 @@ export class Git {
     return `${this.opts.serverUrl}/${repo}.git`;
   }
 
-  async clone(repo: string, dir: string, branch: string): Promise<void> {
-    await this.run(["clone", "--quiet", "--branch", branch, "--", this.cloneUrl(repo), dir], process.cwd());
+  /** Clones one branch; `shallow` fetches only its tip (triage only reads files). */
+  async clone(repo: string, dir: string, branch: string, { shallow = false } = {}): Promise<void> {
+    const depth = shallow ? ["--depth", "1"] : [];
+    await this.run(["clone", "--quiet", ...depth, "--branch", branch, "--", this.cloneUrl(repo), dir], process.cwd());
   }
 
   async remoteBranchExists(branch: string): Promise<boolean> {

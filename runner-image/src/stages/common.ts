@@ -45,7 +45,7 @@ export function newGit(deps: StageDeps, cwd: string): Git {
 }
 
 /** Clones `branch` of the ticket's repository into the workspace (reusing a checkout left by a re-run). */
-export async function checkout(deps: StageDeps, branch: string): Promise<Git> {
+export async function checkout(deps: StageDeps, branch: string, { shallow = false } = {}): Promise<Git> {
   const dir = repoDir(deps.config);
   const git = newGit(deps, dir);
   if (fs.existsSync(path.join(dir, ".git"))) {
@@ -53,7 +53,7 @@ export async function checkout(deps: StageDeps, branch: string): Promise<Git> {
     await git.run(["checkout", "--quiet", "-B", branch, `origin/${branch}`]);
   } else {
     fs.mkdirSync(deps.config.workspace, { recursive: true });
-    await git.clone(deps.config.ticket.repo, dir, branch);
+    await git.clone(deps.config.ticket.repo, dir, branch, { shallow });
   }
   return git;
 }

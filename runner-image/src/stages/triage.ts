@@ -100,7 +100,7 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
   const started = Date.now();
   const { config, forge } = deps;
   const base = config.baseBranch ?? (await forge.defaultBranch());
-  await checkout(deps, base);
+  await checkout(deps, base, { shallow: true });
   const dir = repoDir(config);
   const loop = await runSession(deps, {
     system: triageSystem(),
