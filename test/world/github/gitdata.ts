@@ -31,6 +31,8 @@ function run(bare: string, args: string[], opts: { input?: string; env?: NodeJS.
         else resolve(stdout.trim());
       },
     );
+    // Commands that never read stdin may exit first: a closed pipe is not an error.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }
