@@ -36,6 +36,27 @@ describe("patterns CronJob", () => {
     expect(cj.spec.jobTemplate.spec.template.spec.automountServiceAccountToken).toBe(false);
   });
 
+  it("lets the job reach NATS when NetworkPolicies are on", async () => {
+    const objects = await render({ values: [FULL] });
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+    const natsPolicies = policies.filter(
+      (p) => p.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "nats",
+    );
+    const admits = natsPolicies.some((p) =>
+      // biome-ignore lint/suspicious/noExplicitAny: rendered YAML
+      (p.spec.ingress ?? []).some((rule: any) =>
+        // biome-ignore lint/suspicious/noExplicitAny: rendered YAML
+        (rule.from ?? []).some((f: any) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "patterns"),
+      ),
+    );
+    expect(admits).toBe(true);
+    const own = policies.find((p) => p.metadata.name === "af-agentfactory-patterns")!;
+    expect(own.spec.ingress).toEqual([]);
+    expect(own.spec.egress.flatMap((r: { ports: { port: number }[] }) => r.ports.map((p) => p.port))).toEqual([
+      53, 53, 4222, 443,
+    ]);
+  });
+
   it("refuses to render without a rules repository", async () => {
     const helm = promisify(execFile)(
       HELM,
