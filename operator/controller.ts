@@ -90,7 +90,9 @@ export class Controller {
       log,
     });
     this.runs.on((run, kind) => {
-      if (kind !== "delete") this.queue.add(`${run.metadata?.namespace}/${run.metadata?.name}`);
+      // A run without status waits for its first Job: ahead of the runs already under way.
+      const fresh = !(run as unknown as AgentRun).status;
+      if (kind !== "delete") this.queue.add(`${run.metadata?.namespace}/${run.metadata?.name}`, { front: fresh });
     });
     const byLabel = (obj: V1Job | V1Pod) => {
       const run = obj.metadata?.labels?.[LABELS.run];

@@ -12,6 +12,15 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("b");
   });
 
+  it("puts front keys ahead of waiting ones", async () => {
+    const q = new WorkQueue({ name: "t" });
+    q.add("a");
+    q.add("b");
+    q.add("c", { front: true });
+    q.add("b", { front: true });
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(["b", "c", "a"]);
+  });
+
   it("hands a key to one worker at a time and re-queues it when re-added while processing", async () => {
     const q = new WorkQueue({ name: "t" });
     q.add("a");

@@ -59,14 +59,28 @@ export class WorkQueue {
     return this.queue.length;
   }
 
-  /** Enqueues a key now; a key already waiting is not added twice. */
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  /**
+   * Enqueues a key now; a key already waiting is not added twice. `front` puts it ahead of the
+   * waiting keys (new objects first: their first action is the one users wait for).
+   */
+  add(key: string, opts: { front?: boolean } = {}): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      if (opts.front && !this.processing.has(key)) {
+        const i = this.queue.indexOf(key);
+        if (i > 0) {
+          this.queue.splice(i, 1);
+          this.queue.unshift(key);
+        }
+      }
+      return;
+    }
     this.opts.metrics?.adds(this.opts.name);
     this.dirty.add(key);
     this.addedAt.set(key, this.opts.now());
     if (this.processing.has(key)) return; // queued again when the worker is done
-    this.queue.push(key);
+    if (opts.front) this.queue.unshift(key);
+    else this.queue.push(key);
     this.opts.metrics?.depth(this.opts.name, this.queue.length);
     this.waiters.shift()?.();
   }
