@@ -130,7 +130,8 @@ export const gitDataRoutes: Route[] = [
         if (!path || !MODES.has(mode) || (e.type !== undefined && e.type !== "blob"))
           throw validationFailed({ resource: "Tree", field: "tree", code: "invalid" });
         if (e.sha === null) {
-          await run(bare, ["update-index", "--force-remove", "--", path], { env });
+          // Mode 0 removes the entry; unlike --force-remove it needs no work tree.
+          await run(bare, ["update-index", "--index-info"], { env, input: `0 ${ZERO}\t${path}\n` });
           continue;
         }
         let sha = str(e.sha);
