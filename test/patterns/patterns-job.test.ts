@@ -244,13 +244,32 @@ describe("pattern-extraction job", () => {
     expect(made).toEqual([]);
   });
 
+  it("after the PR was closed unmerged, the next change opens a new one on the same branch", async () => {
+    const [old] = await rulesPulls();
+    const octokit = new Octokit({ baseUrl: gh.apiUrl, auth: gh.mintToken(REPO) });
+    await octokit.rest.pulls.update({ owner: "acme", repo: "rules", pull_number: old!.number, state: "closed" });
+    await publish([outcome(8, { files_changed: ["src/api/orders.ts"] })]);
+
+    const run = await runJob();
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("rules pull request opened");
+    const pulls = await rulesPulls();
+    expect(pulls.map((p) => [p.number === old!.number, p.state]).sort()).toEqual([
+      [false, "open"],
+      [true, "closed"],
+    ]);
+    const open = pulls.find((p) => p.state === "open")!;
+    expect(open.head.sha).toBe(await gh.branchSha(REPO, PATTERNS_BRANCH));
+    expect(open.body).toContain("**8** finished pipeline runs");
+  });
+
   it("is quiet when the stream holds no outcomes", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge(OUTCOMES_STREAM);
     const run = await runJob();
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("no finished runs to learn from");
-    expect(await rulesPulls()).toHaveLength(1);
+    expect(await rulesPulls()).toHaveLength(2);
   });
 });
 
