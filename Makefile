@@ -29,6 +29,10 @@ unit: deps
 demo: deps image
 	tsx test/demo.ts
 
+## Benchmarks (bench/): each prints its figures and ends with a `result: key=value …` line.
+bench-cost: deps
+	tsx bench/cost.ts
+
 e2e-kind:
 	test/e2e-kind/run.sh
 
