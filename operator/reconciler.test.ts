@@ -147,6 +147,7 @@ describe("Reconciler", () => {
     expect(s.conditions.find((c) => c.type === "Finalized")?.status).toBe("True");
     expect(w.created.map((n) => n.split("-").slice(-2).join("-"))).toEqual(["triage-1", "write-1", "review-1"]);
     expect(s.costUsd).toBeCloseTo(0.3);
+    await r.flushEvents();
     expect(w.events).toContain("Finalized");
   });
 

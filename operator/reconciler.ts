@@ -52,9 +52,16 @@ export class Reconciler {
   /** The last status this process wrote, per key, until the cache catches up (avoids acting on a stale read). */
   private readonly written = new Map<string, { basedOn: string | undefined; run: AgentRun }>();
   private readonly now: () => Date;
+  /** Events are sent in the background, a few at a time, so they never delay Jobs (client-go does the same). */
+  private readonly events = new BackgroundQueue(2, 5000);
 
   constructor(private readonly d: ReconcilerDeps) {
     this.now = d.now ?? (() => new Date());
+  }
+
+  /** Resolves once the queued events are sent (tests, shutdown). */
+  flushEvents(): Promise<void> {
+    return this.events.idle();
   }
 
   /** Jobs of a run: labelled with it and controlled by it. */
@@ -223,7 +230,7 @@ export class Reconciler {
         m.remediationRounds.observe(after.round);
       }
     }
-    for (const e of events) void this.recordEvent(run, e).catch(() => {});
+    for (const e of events) this.events.push(() => this.recordEvent(run, e));
   }
 
   private async recordEvent(run: AgentRun, e: PlanEvent): Promise<void> {
@@ -252,6 +259,47 @@ export class Reconciler {
       source: { component: "agentfactory-operator" },
       reportingComponent: "agentfactory-operator",
     });
+  }
+}
+
+/** A bounded FIFO of fire-and-forget tasks run `concurrency` at a time; beyond `limit` tasks are dropped. */
+export class BackgroundQueue {
+  private readonly tasks: (() => Promise<unknown>)[] = [];
+  private running = 0;
+  private waiters: (() => void)[] = [];
+  dropped = 0;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly limit: number,
+  ) {}
+
+  push(task: () => Promise<unknown>): void {
+    if (this.tasks.length >= this.limit) {
+      this.dropped += 1;
+      return;
+    }
+    this.tasks.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.tasks.length > 0) {
+      const task = this.tasks.shift()!;
+      this.running += 1;
+      void task()
+        .catch(() => {})
+        .finally(() => {
+          this.running -= 1;
+          this.pump();
+        });
+    }
+    if (this.running === 0 && this.tasks.length === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  idle(): Promise<void> {
+    if (this.running === 0 && this.tasks.length === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
   }
 }
 
