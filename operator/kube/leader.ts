@@ -26,6 +26,7 @@ export class LeaderElector {
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private inflight?: Promise<boolean>;
   private resolveLost!: (reason: string) => void;
   readonly lost: Promise<string> = new Promise((r) => {
     this.resolveLost = r;
@@ -48,7 +49,9 @@ export class LeaderElector {
     this.o.log?.info({ lease: this.o.name, identity: this.o.identity }, "became leader");
     const tick = async () => {
       if (this.stopped) return;
-      const ok = await this.tryAcquireOrRenew();
+      this.inflight = this.tryAcquireOrRenew();
+      const ok = await this.inflight;
+      if (this.stopped) return;
       if (ok) this.lastRenew = this.o.now();
       else if (this.o.now() - this.lastRenew > this.o.renewDeadlineMs) return this.lose("renew deadline exceeded");
       this.timer = setTimeout(tick, this.o.retryPeriodMs);
@@ -116,6 +119,7 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.inflight; // a renewal in flight would otherwise write the lease back after us
     if (!this.leading) return;
     this.leading = false;
     try {
@@ -126,8 +130,9 @@ export class LeaderElector {
         namespace: this.o.namespace,
         body: { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1 } },
       });
-    } catch {
+    } catch (err) {
       // best effort: the lease expires on its own
+      this.o.log?.warn({ err: (err as Error).message }, "could not release the lease");
     }
   }
 }

@@ -171,4 +171,13 @@ describe("operator against the API simulator", () => {
     expect(onlyClean.length).toBeGreaterThan(0);
     expect(onlyClean.every((l) => JSON.parse(l).outcome === "clean")).toBe(true);
   });
+
+  it("shuts down gracefully on SIGTERM and hands the lease back", async () => {
+    const proc = h.operator!.proc;
+    const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+    proc.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const lease = h.sim.get("leases", NS, "agentfactory-operator") as { spec: { holderIdentity?: string } };
+    expect(lease.spec.holderIdentity ?? "").toBe("");
+  });
 });
