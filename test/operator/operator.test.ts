@@ -172,6 +172,18 @@ describe("operator against the API simulator", () => {
     expect(onlyClean.every((l) => JSON.parse(l).outcome === "clean")).toBe(true);
   });
 
+  it("keeps consuming after a NATS server restart", async () => {
+    await h.nats.restart();
+    let ticket: Awaited<ReturnType<Harness["publish"]>> | undefined;
+    for (let i = 0; i < 60 && !ticket; i++) {
+      ticket = await h.publish({ number: 17, workItem: "gh-17", deliveryId: "after-restart" }).catch(() => undefined);
+      if (!ticket) await new Promise((r) => setTimeout(r, 250));
+    }
+    const name = runName(ticket!);
+    const run = await h.waitFor("Ready after NATS restart", terminal(name), 60_000);
+    expect(run.status!.phase).toBe("Ready");
+  });
+
   it("shuts down gracefully on SIGTERM and hands the lease back", async () => {
     const proc = h.operator!.proc;
     const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
