@@ -1,4 +1,3 @@
-import { createRequire } from "node:module";
 import {
   BatchV1Api,
   CoordinationV1Api,
@@ -10,12 +9,11 @@ import {
   type V1Job,
   type V1Secret,
 } from "@kubernetes/client-node";
+import { Agent } from "undici";
 import { type AgentRun, GROUP, PLURAL, VERSION } from "../../core/agentrun.ts";
 
-/** undici as client-node itself resolves it (the same instance its fetch uses). */
-const undici = createRequire(import.meta.resolve("@kubernetes/client-node"))("undici") as {
-  Agent: new (opts: object) => unknown;
-};
+/** undici, the same major version client-node's fetch uses (a direct dependency, so bundles include it). */
+const undici = { Agent };
 
 /**
  * client-node 2.x builds a new undici Agent for every request: a TLS handshake per call, and the
