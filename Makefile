@@ -30,6 +30,12 @@ demo: deps image
 	tsx test/demo.ts
 
 ## Benchmarks (bench/): each prints its figures and ends with a `result: key=value …` line.
+bench-gateway: deps
+	tsx bench/gateway.ts
+
+bench-operator: deps
+	tsx bench/operator.ts
+
 bench-cost: deps
 	tsx bench/cost.ts
 
