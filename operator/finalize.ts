@@ -14,7 +14,7 @@ import {
   statsTable,
 } from "./finalize-text.ts";
 import type { Forge } from "./forge.ts";
-import { type OutcomeRecord, outcomeRecord } from "./outcome.ts";
+import { blockingFindingTitles, type OutcomeRecord, outcomeRecord } from "./outcome.ts";
 
 export interface FinalizerOptions {
   forge?: Forge;
@@ -42,6 +42,7 @@ export class Finalizer {
   ): Promise<OutcomeRecord> {
     const { ticket } = run.spec;
     let files: string[] = [];
+    let findings: string[] = [];
     // Every ticket's work lands on the forge (ClickUp tasks too); issue-only steps need an issue number.
     if (this.o.forge && status.phase !== "Cancelled") {
       const gh = await this.o.forge.client(ticket.repo, ticket.installationId);
@@ -49,6 +50,7 @@ export class Finalizer {
       const pr = status.pullRequest;
       if (pr) {
         files = await this.prFiles(gh, owner, repo, pr.number);
+        findings = await this.reviewFindings(gh, owner, repo, pr.number);
         await this.updateStats(gh, owner, repo, pr.number, status);
         if (status.round > 0) {
           const labels = Array.from({ length: status.round }, (_, i) => FORGE_LABELS.remediationRound(i + 1));
@@ -82,7 +84,7 @@ export class Finalizer {
       await this.slack(slackEscalation(run, status));
     }
     if (ticket.source === "clickup" && status.phase !== "Cancelled") await this.clickup(run, status);
-    const record = outcomeRecord(run, status, jobs, files, now);
+    const record = outcomeRecord(run, status, jobs, { filesChanged: files, findings }, now);
     await this.o.publishOutcome?.(record);
     return record;
   }
@@ -90,6 +92,12 @@ export class Finalizer {
   private async prFiles(gh: Octokit, owner: string, repo: string, pull_number: number): Promise<string[]> {
     const files = await gh.paginate(gh.rest.pulls.listFiles, { owner, repo, pull_number, per_page: 100 });
     return files.map((f) => f.filename);
+  }
+
+  /** Blocking finding titles of the latest AgentFactory review on the PR (embedded JSON, not prose). */
+  private async reviewFindings(gh: Octokit, owner: string, repo: string, pull_number: number): Promise<string[]> {
+    const reviews = await gh.paginate(gh.rest.pulls.listReviews, { owner, repo, pull_number, per_page: 100 });
+    return blockingFindingTitles(reviews.map((r) => ({ body: r.body ?? "", bot: r.user?.type === "Bot" })));
   }
 
   private async updateStats(gh: Octokit, owner: string, repo: string, pull_number: number, status: AgentRunStatus) {

@@ -1,6 +1,8 @@
 /**
- * Exports the recorded outcomes as JSONL (one OutcomeRecord per line, oldest first), the format of
- * the seed's `data/agent-outcomes.jsonl`, for pattern extraction and ad-hoc analysis.
+ * Exports the recorded outcomes as JSONL (one core OutcomeRecord per line, oldest first, see
+ * core/outcome.ts), the format of the seed's `data/agent-outcomes.jsonl`, for pattern extraction and
+ * ad-hoc analysis. Records of older operators that do not validate are reduced to the seed's fields;
+ * messages that are no outcome record at all are skipped (counted on stderr).
  *
  *   node --import tsx operator/outcomes-cli.ts export [--nats nats://…] [--since 2026-01-01T00:00:00Z] [--outcome clean]
  *
@@ -11,15 +13,18 @@ import { parseArgs } from "node:util";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { OUTCOMES_STREAM, outcomeSubject } from "../core/streams.ts";
+import { toOutcomeRecord } from "./patterns-job.ts";
 
 export interface ExportOptions {
   natsUrl: string;
   since?: string;
   outcome?: string;
   write: (line: string) => void;
+  /** Called once per message that is not an outcome record. */
+  onSkipped?: (seq: number) => void;
 }
 
-/** Writes every outcome record of the stream (optionally since a time / of one outcome); returns the count. */
+/** Writes every outcome record of the stream (optionally since a time / of one outcome); returns the count written. */
 export async function exportOutcomes(o: ExportOptions): Promise<number> {
   const nc = await connect({ servers: o.natsUrl });
   try {
@@ -40,7 +45,17 @@ export async function exportOutcomes(o: ExportOptions): Promise<number> {
         left = m.info.pending;
         // Filtered here: subject filters on ordered consumers need nats-server 2.10.
         if (o.outcome && m.subject !== outcomeSubject(o.outcome)) continue;
-        o.write(`${JSON.stringify(m.json())}\n`);
+        let record: ReturnType<typeof toOutcomeRecord>;
+        try {
+          record = toOutcomeRecord(m.json());
+        } catch {
+          record = undefined;
+        }
+        if (!record) {
+          o.onSkipped?.(m.seq);
+          continue;
+        }
+        o.write(`${JSON.stringify(record)}\n`);
         count += 1;
       }
       if (got === 0) break;
@@ -62,17 +77,22 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   if (positionals[0] !== "export") {
     process.stderr.write(
-      "usage: outcomes-cli.ts export [--nats URL] [--since ISO-TIME] [--outcome clean|blocked|failed|cancelled]\n",
+      "usage: outcomes-cli.ts export [--nats URL] [--since ISO-TIME] [--outcome clean|escalated|failed|cancelled]\n",
     );
     process.exit(2);
   }
+  let skipped = 0;
   exportOutcomes({
     natsUrl: values.nats,
     ...(values.since ? { since: values.since } : {}),
     ...(values.outcome ? { outcome: values.outcome } : {}),
     write: (line) => process.stdout.write(line),
+    onSkipped: () => {
+      skipped += 1;
+    },
   }).then(
-    (n) => process.stderr.write(`${n} outcome record(s)\n`),
+    (n) =>
+      process.stderr.write(`${n} outcome record(s)${skipped ? `, ${skipped} unreadable message(s) skipped` : ""}\n`),
     (err) => {
       process.stderr.write(`export failed: ${(err as Error).message}\n`);
       process.exit(1);

@@ -6,6 +6,9 @@ import { promisify } from "node:util";
 import { Octokit } from "@octokit/rest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRunStatus } from "../../core/agentrun.ts";
+import { embedFindings } from "../../core/findings.ts";
+import { OutcomeRecord as OutcomeRecordSchema } from "../../core/outcome.ts";
+import { StageResult } from "../../core/result.ts";
 import { Finalizer } from "../../operator/finalize.ts";
 import { MARKERS } from "../../operator/finalize-text.ts";
 import { Forge, STAGE_PERMISSIONS } from "../../operator/forge.ts";
@@ -177,11 +180,59 @@ describe("Finalizer", () => {
 
   it("Escalated: one escalation comment, one Slack message, round labels, PR stays draft", async () => {
     const pr = await draftPr("agent/8-escalate");
-    const f = new Finalizer({ forge, slackWebhookUrl: slack.url });
+    const records: OutcomeRecord[] = [];
+    const f = new Finalizer({ forge, slackWebhookUrl: slack.url, publishOutcome: async (r) => void records.push(r) });
     const run = agentRun({ number: 8, workItem: "gh-8" });
     const s = status("Escalated", pr, { round: 2 });
-    await f.finalize(run, s, [], new Date());
-    await f.finalize(run, s, [], new Date());
+    // Reviews as the runner posts them (bot, stage marker, embedded findings), and a human pasting one.
+    const bot = new Octokit({ baseUrl: gh.apiUrl, auth: gh.mintToken(REPO) });
+    const finding = (title: string, blocking: boolean) => ({
+      source: "claude-review",
+      severity: "high" as const,
+      title,
+      detail: "d",
+      blocking,
+    });
+    const review = (attempt: number, findings: ReturnType<typeof finding>[]) =>
+      `<!-- agentfactory:run=${run.metadata.name} stage=review attempt=${attempt} kind=review -->\nReview\n${embedFindings(findings)}`;
+    for (const [attempt, findings] of [
+      [1, [finding("Old finding", true)]],
+      [2, [finding("Missing input validation", true), finding("Style nit", false)]],
+    ] as const)
+      await bot.rest.pulls.createReview({
+        owner: "acme",
+        repo: "web",
+        pull_number: pr,
+        event: "COMMENT",
+        body: review(attempt, [...findings]),
+      });
+    gh.submitReview(REPO, pr, { user: "mallory", event: "COMMENT", body: review(3, [finding("Human text", true)]) });
+    const reviewJob = {
+      name: "r",
+      stage: "review" as const,
+      attempt: 2,
+      state: "Succeeded" as const,
+      result: StageResult.parse({
+        stage: "review",
+        outcome: "succeeded",
+        review: {
+          riskTier: "low",
+          checks: { "risk-policy-gate": "success", tests: "success", "claude-review": "failure" },
+          findings: { total: 2, blocking: 1 },
+        },
+      }),
+    };
+    await f.finalize(run, s, [reviewJob], new Date());
+    await f.finalize(run, s, [reviewJob], new Date());
+    expect(records).toHaveLength(2);
+    expect(OutcomeRecordSchema.safeParse(records[0]).success).toBe(true);
+    expect(records[0]).toMatchObject({
+      outcome: "escalated",
+      files_changed: ["health.ts"],
+      review_findings: ["Missing input validation"],
+      checks: { gate: "success", tests: "success", review: "failure", spec_audit: "skipped" },
+      provider: "anthropic",
+    });
     const marker = MARKERS.escalation(run.metadata.name);
     expect(gh.comments(REPO, pr).filter((c) => c.body?.includes(marker))).toHaveLength(1);
     expect(slack.messages).toHaveLength(1);

@@ -1,0 +1,65 @@
+import { z } from "zod";
+
+/**
+ * Review findings as the runner's review stage records them: hidden JSON embedded in its PR review
+ * body, read back exactly (never parsed from prose) by remediation and by the operator's outcome record.
+ */
+
+const text = z.string().trim().min(1);
+
+export const Finding = z.object({
+  severity: z.enum(["critical", "high", "medium", "low", "info"]),
+  file: z.string().optional().describe("Path relative to the repository root"),
+  line: z.number().int().positive().optional().describe("Line in the new version of the file"),
+  title: text,
+  detail: text,
+  blocking: z.boolean(),
+});
+export type Finding = z.infer<typeof Finding>;
+
+/** A finding with where it came from (the check that produced it). */
+export type SourcedFinding = Finding & { source: string };
+
+const FINDINGS_MARK = "agentfactory:findings";
+/** What every AgentFactory stage marker in a PR review or comment starts with. */
+export const STAGE_MARKER_PREFIX = "<!-- agentfactory:run=";
+
+/** Embeds findings in a review body as hidden JSON, so remediation reads them exactly (no text parsing). */
+export function embedFindings(findings: SourcedFinding[]): string {
+  const payload = Buffer.from(JSON.stringify(findings)).toString("base64");
+  return `<!-- ${FINDINGS_MARK} ${payload} -->`;
+}
+
+/** Reads findings embedded by {@link embedFindings}; undefined when the body has none or they are malformed. */
+export function extractFindings(body: string): SourcedFinding[] | undefined {
+  const m = new RegExp(`<!-- ${FINDINGS_MARK} ([A-Za-z0-9+/=]+) -->`).exec(body);
+  if (!m) return undefined;
+  try {
+    const parsed = z
+      .array(Finding.extend({ source: z.string() }))
+      .safeParse(JSON.parse(Buffer.from(m[1] as string, "base64").toString("utf8")));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A PR review as far as {@link latestReviewFindings} needs it. */
+export interface ReviewLike {
+  body: string;
+  /** The author is a bot (the App's installation), not a human pasting a marker. */
+  bot: boolean;
+}
+
+/**
+ * The findings of the latest AgentFactory review among `reviews` (oldest first, as GitHub lists
+ * them): the newest bot review carrying a stage marker and embedded findings; [] when there is none.
+ */
+export function latestReviewFindings(reviews: readonly ReviewLike[]): SourcedFinding[] {
+  for (const r of [...reviews].reverse()) {
+    if (!r.bot || !r.body.includes(STAGE_MARKER_PREFIX)) continue;
+    const found = extractFindings(r.body);
+    if (found) return found;
+  }
+  return [];
+}
