@@ -148,6 +148,22 @@ describe("extractPatterns: what is counted", () => {
     );
   });
 
+  it("groups a finding with and without the BLOCKING: marker; a leading “Missing” is kept", () => {
+    const r = report([
+      failed(1, [], { findings: ["BLOCKING: Missing rate limit on /login"], day: 1 }),
+      failed(2, [], { findings: ["Missing rate limit on /login"], day: 2 }),
+      failed(3, [], { findings: ["[SPEC-AUDIT] MISSING: rate limit on /login"], day: 3 }),
+    ]);
+    expect(r.antiPatterns).toEqual([
+      expect.objectContaining({
+        kind: "review-finding",
+        subject: "Missing rate limit on /login",
+        count: 2,
+        prs: [1, 2],
+      }),
+    ]);
+  });
+
   it("makes a failing check an anti-pattern with its three most involved files", () => {
     const r = report([
       failed(1, ["z.ts", "b.ts", "c.ts"], { checks: { tests: "failure", gate: "success" } }),
@@ -379,6 +395,14 @@ describe("helpers", () => {
   it.each([
     ["BLOCKING: use `rm -rf` nowhere", "use rm -rf nowhere"],
     ["[SPEC-AUDIT] MISSING: test for *retry*", "test for retry"],
+    ["[SPEC-AUDIT] BLOCKING: tautological test", "tautological test"],
+    ["- BLOCKING: listed", "listed"],
+    ["Missing null check", "Missing null check"],
+    ["BLOCKING: Missing null check", "Missing null check"],
+    ["MISSING: not a seed marker alone", "MISSING: not a seed marker alone"],
+    ["Blocking: lowercase is prose", "Blocking: lowercase is prose"],
+    ["BLOCKING ISSUES FOUND", "BLOCKING ISSUES FOUND"],
+    ["Uses BLOCKING: in the middle", "Uses BLOCKING: in the middle"],
     ["line one\nline two\u200b <script>", "line one line two script"],
     ["x".repeat(300), `${"x".repeat(159)}…`],
     ["   ", ""],

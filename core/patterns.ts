@@ -259,13 +259,19 @@ export function latestPerPr(records: readonly OutcomeRecord[]): OutcomeRecord[] 
 }
 
 /**
- * A finding's text made safe to show to later runs: one line, no markup that could break out of
- * the quote, at most 160 characters.
+ * The seed's finding markers, only as a finding's prefix and only as written (`BLOCKING:`,
+ * `[SPEC-AUDIT] BLOCKING:`, `[SPEC-AUDIT] MISSING:`), optionally after a list bullet: the English
+ * word "Missing" opening a finding is part of the finding.
+ */
+const FINDING_MARKER = /^\s*(?:[-*]\s+)?(?:\[SPEC-AUDIT\] (?:BLOCKING|MISSING)|BLOCKING):/;
+
+/**
+ * A finding's text made safe to show to later runs: the seed's marker prefix removed, one line, no
+ * markup that could break out of the quote, at most 160 characters.
  */
 export function cleanFinding(text: string): string {
   const flat = text
-    .replace(/\[SPEC-AUDIT\]/gi, " ")
-    .replace(/^\W*(BLOCKING|MISSING)\b:?/i, " ")
+    .replace(FINDING_MARKER, " ")
     .replace(/[\p{Cc}\p{Cf}`*<>[\]“”]/gu, " ")
     .replace(/\s+/g, " ")
     .trim()
