@@ -42,7 +42,7 @@ describe("probes and metrics", () => {
     const text = await res.text();
     expect(text).toContain('agentfactory_webhooks_total{source="dispatch",event="unknown",result="unauthorized"} 1');
     expect(text).toContain("agentfactory_webhook_duration_seconds_bucket");
-    expect(text).toContain("agentfactory_ticket_publish_duration_seconds");
+    expect(text).toContain("agentfactory_nats_publish_duration_seconds");
   });
 
   it("answers 404 as JSON, and does not serve unconfigured sources", async () => {

@@ -46,8 +46,8 @@ export function gatewayMetrics(registry = new Registry()): GatewayMetrics {
       registers,
     }),
     publishDuration: new Histogram({
-      name: "agentfactory_ticket_publish_duration_seconds",
-      help: "Time from publish to JetStream ack (or failure) for tickets.",
+      name: "agentfactory_nats_publish_duration_seconds",
+      help: "NATS JetStream publish latency of tickets: from publish to ack (or failure), by outcome (ok, duplicate, error).",
       labelNames: ["source", "outcome"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
       registers,

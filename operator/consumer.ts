@@ -191,7 +191,7 @@ export class TicketConsumer {
       ticket = Ticket.parse(m.json());
     } catch (err) {
       this.o.log.error({ seq: m.seq, err: (err as Error).message }, "invalid ticket; terminating it");
-      this.o.metrics?.ticketsTotal.inc({ kind: "invalid", result: "terminated" });
+      this.o.metrics?.ticketsTotal.inc({ source: "unknown", kind: "invalid", result: "terminated" });
       m.term("invalid ticket");
       return;
     }
@@ -200,11 +200,11 @@ export class TicketConsumer {
       const result = await handleTicket(this.o.api, this.o.defaults, ticket, this.o.cache);
       m.ack();
       log.info({ result }, "ticket applied");
-      this.o.metrics?.ticketsTotal.inc({ kind: ticket.kind, result });
+      this.o.metrics?.ticketsTotal.inc({ source: ticket.source, kind: ticket.kind, result });
     } catch (err) {
       const delay = isConflict(err) ? 100 : Math.min(1000 * 2 ** Math.min(m.info.deliveryCount - 1, 6), 60_000);
       log.warn({ err: (err as Error).message, delayMs: delay }, "ticket failed; will be redelivered");
-      this.o.metrics?.ticketsTotal.inc({ kind: ticket.kind, result: "error" });
+      this.o.metrics?.ticketsTotal.inc({ source: ticket.source, kind: ticket.kind, result: "error" });
       m.nak(delay);
     }
   }

@@ -66,7 +66,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       censor: "[redacted]",
     },
   });
-  const metrics = createMetrics({ defaultMetrics: true });
+  const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
   const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
   const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;
   let controller: Controller | undefined;

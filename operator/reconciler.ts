@@ -8,7 +8,7 @@ import type { Finalizer } from "./finalize.ts";
 import { type Forge, STAGE_PERMISSIONS } from "./forge.ts";
 import { buildJob, buildTokenSecret, type JobSettings } from "./job.ts";
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./kube/client.ts";
-import type { Metrics } from "./metrics.ts";
+import { type Metrics, runOutcome, stageFinished, stageStarted } from "./metrics.ts";
 import { observeJob } from "./observe.ts";
 
 /** Annotation the consumer sets on a run: when the gateway received the ticket (ticket-to-Job latency). */
@@ -152,7 +152,7 @@ export class Reconciler {
         if (isConflict(err)) throw new StaleError(`status of ${key} changed meanwhile`);
         throw err;
       }
-      this.afterWrite(run, run.status, status, p.events, log);
+      this.afterWrite(run, run.status, status, p.events, log, observed, now);
     }
     if (finalizeError) throw finalizeError;
     return requeueMs === undefined ? {} : { requeueAfterMs: requeueMs };
@@ -195,6 +195,7 @@ export class Reconciler {
     try {
       await this.d.kube.createJob(job);
       log.info({ job: a.jobName, stage, attempt: a.attempt }, "job created");
+      if (this.d.metrics) stageStarted(this.d.metrics, stage, run.spec.model.name);
       const received = run.metadata.annotations?.[RECEIVED_AT_ANNOTATION];
       if (stage === "triage" && a.attempt === 1 && received) {
         this.d.metrics?.ticketToJob.observe(Math.max(0, (now.getTime() - Date.parse(received)) / 1000));
@@ -211,6 +212,8 @@ export class Reconciler {
     after: AgentRunStatus,
     events: PlanEvent[],
     log: Logger,
+    observed: readonly ObservedJob[],
+    now: Date,
   ): void {
     const m = this.d.metrics;
     if (before?.phase !== after.phase) log.info({ from: before?.phase ?? "-", to: after.phase }, "phase changed");
@@ -218,16 +221,19 @@ export class Reconciler {
       for (const s of after.stages) {
         const old = before?.stages.find((b) => b.jobName === s.jobName);
         if (s.outcome === "Running" || (old && old.outcome !== "Running")) continue;
-        const model = s.model ?? run.spec.model.name;
-        m.stageDuration.observe({ stage: s.name, outcome: s.outcome }, s.durationSeconds);
-        m.costUsd.inc({ stage: s.name, model }, s.costUsd);
-        m.turns.inc({ stage: s.name }, s.turns);
-        for (const kind of ["input", "output", "cacheRead", "cacheWrite"] as const)
-          m.tokens.inc({ stage: s.name, model, kind }, s.tokens[kind]);
+        const blocking = observed.find((j) => j.name === s.jobName)?.result?.review?.findings.blocking ?? 0;
+        stageFinished(m, s, s.model ?? run.spec.model.name, blocking);
       }
+      // From ticket receipt (the gateway's clock) or, for runs created by hand, the run's start.
+      const since = Date.parse(
+        run.metadata.annotations?.[RECEIVED_AT_ANNOTATION] ?? after.startTime ?? run.metadata.creationTimestamp ?? "",
+      );
+      const elapsed = Number.isNaN(since) ? undefined : Math.max(0, (now.getTime() - since) / 1000);
+      if (elapsed !== undefined && !before?.pullRequest && after.pullRequest) m.timeToPr.observe(elapsed);
       if (!isTerminal(before?.phase) && isTerminal(after.phase)) {
-        m.runsTotal.inc({ outcome: after.phase, risk_tier: after.riskTier ?? "unknown" });
+        m.runsTotal.inc({ outcome: runOutcome(after.phase), risk_tier: after.riskTier ?? "unknown" });
         m.remediationRounds.observe(after.round);
+        if (elapsed !== undefined && after.phase === "Ready") m.timeToReady.observe(elapsed);
       }
     }
     for (const e of events) this.events.push(() => this.recordEvent(run, e));

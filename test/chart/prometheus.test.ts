@@ -19,8 +19,10 @@ import {
   checkMetrics,
   checkRules,
   dashboardQueries,
+  exposedSeries,
   metricNames,
   query,
+  queryMismatches,
   type RunningPrometheus,
   startPrometheus,
   substituteVariables,
@@ -109,6 +111,31 @@ describe("dashboards", () => {
     const read = new Set(dashboardQueries().flatMap((q) => metricNames(q.expr)));
     expect(read.size).toBeGreaterThan(20);
     for (const name of read) expect(exposed, name).toContain(name);
+  });
+
+  it("and the alert rules select only labels and values the operator and gateway registries expose", async () => {
+    operator.advance();
+    gateway.advance();
+    const exposed = await exposedSeries([operator.registry, gateway.registry]);
+    const spec = (await import("yaml")).parse(rules) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const exprs = [
+      ...dashboardQueries().map((q) => ({ where: `${q.dashboard} / ${q.panel} (${q.refId})`, expr: q.expr })),
+      ...spec.groups.flatMap((g) => g.rules.map((r) => ({ where: r.alert, expr: r.expr }))),
+    ];
+    const problems = exprs.flatMap(({ where, expr }) => queryMismatches(expr, exposed).map((p) => `${where}: ${p}`));
+    expect(problems).toEqual([]);
+  });
+
+  it("flags a query whose metric, label or label value the processes do not expose", async () => {
+    const exposed = await exposedSeries([operator.registry]);
+    expect(queryMismatches('sum by (source) (agentfactory_runs_total{outcome="Ready"})', exposed)).toEqual([
+      'agentfactory_runs_total{outcome="Ready"} matches none of cancelled, clean, escalated, failed',
+      "grouping by source, which none of agentfactory_runs_total has",
+    ]);
+    expect(queryMismatches("rate(agentfactory_nope_total[5m])", exposed)).toEqual([
+      "metric agentfactory_nope_total is not exposed",
+    ]);
+    expect(queryMismatches('agentfactory_tokens_total{kind=~"input|cache_read"}', exposed)).toEqual([]);
   });
 
   it("every panel's query returns data from Prometheus", async () => {
@@ -221,7 +248,7 @@ describe("alert rules", () => {
           interval: "10m",
           input_series: [
             { series: 'agentfactory_runs_total{outcome="escalated",risk_tier="high"}', values: "0+1x30" },
-            { series: 'agentfactory_runs_total{outcome="ready",risk_tier="low"}', values: "0+1x30" },
+            { series: 'agentfactory_runs_total{outcome="clean",risk_tier="low"}', values: "0+1x30" },
             { series: 'agentfactory_cost_usd_total{stage="write",model="m"}', values: "0+200x30" },
           ],
           alert_rule_test: [
@@ -246,7 +273,7 @@ describe("alert rules", () => {
           interval: "10m",
           input_series: [
             { series: 'agentfactory_runs_total{outcome="escalated",risk_tier="high"}', values: "0+1x30" },
-            { series: 'agentfactory_runs_total{outcome="ready",risk_tier="low"}', values: "0+9x30" },
+            { series: 'agentfactory_runs_total{outcome="clean",risk_tier="low"}', values: "0+9x30" },
             { series: 'agentfactory_cost_usd_total{stage="write",model="m"}', values: "0+1x30" },
           ],
           alert_rule_test: [

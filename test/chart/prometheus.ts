@@ -315,3 +315,77 @@ export async function testRules(ruleFile: string, testFile: string): Promise<str
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** What a registry exposes: per sample name (histograms as _bucket/_sum/_count), its label names and values. */
+export type ExposedSeries = Map<string, Map<string, Set<string>>>;
+
+/** The series names, label names and label values a prom-client registry currently exposes. */
+export async function exposedSeries(
+  registries: { getMetricsAsJSON(): Promise<unknown> | unknown }[],
+): Promise<ExposedSeries> {
+  const out: ExposedSeries = new Map();
+  const add = (name: string, labels: Record<string, unknown>) => {
+    const known = out.get(name) ?? new Map<string, Set<string>>();
+    out.set(name, known);
+    for (const [label, value] of Object.entries(labels)) {
+      const values = known.get(label) ?? new Set<string>();
+      known.set(label, values);
+      values.add(String(value));
+    }
+  };
+  for (const registry of registries) {
+    const metrics = (await registry.getMetricsAsJSON()) as {
+      name: string;
+      type: string;
+      values: { labels: Record<string, unknown>; metricName?: string }[];
+    }[];
+    for (const m of metrics) {
+      const names =
+        String(m.type) === "histogram" ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
+      for (const name of names) add(name, {});
+      for (const v of m.values) add(v.metricName ?? m.name, v.labels);
+    }
+  }
+  return out;
+}
+
+const SELECTOR = /\b((?:agentfactory|controller_runtime|workqueue)_[a-z0-9_]+)\s*\{([^}]*)\}/g;
+const MATCHER = /([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"/g;
+const GROUPING = /\b(?:by|without)\s*\(([^)]*)\)/g;
+
+/**
+ * Compares a query with what the processes expose: every metric it reads exists, every label it
+ * selects or groups by is one of its metrics' labels, and every `=`/`=~` matcher matches a value
+ * the processes expose. Returns the mismatches (empty when the query fits).
+ */
+export function queryMismatches(expr: string, exposed: ExposedSeries): string[] {
+  const problems: string[] = [];
+  const names = metricNames(expr);
+  for (const name of names) if (!exposed.has(name)) problems.push(`metric ${name} is not exposed`);
+  for (const [, name, body] of expr.matchAll(SELECTOR)) {
+    const labels = exposed.get(name!);
+    if (!labels) continue;
+    for (const [, label, op, value] of body!.matchAll(MATCHER)) {
+      const values = labels.get(label!);
+      if (!values) {
+        problems.push(`${name} has no label ${label}`);
+        continue;
+      }
+      const matches =
+        op === "="
+          ? values.has(value!)
+          : op === "=~"
+            ? [...values].some((v) => new RegExp(`^(?:${value})$`).test(v))
+            : true;
+      if (!matches) problems.push(`${name}{${label}${op}"${value}"} matches none of ${[...values].sort().join(", ")}`);
+    }
+  }
+  for (const [, list] of expr.matchAll(GROUPING)) {
+    for (const label of list!.split(",").map((l) => l.trim())) {
+      if (!label) continue;
+      if (!names.some((name) => exposed.get(name)?.has(label)))
+        problems.push(`grouping by ${label}, which none of ${names.join(", ")} has`);
+    }
+  }
+  return problems;
+}
