@@ -33,6 +33,7 @@ rm -rf "$dist"
 mkdir -p "$dist/control-plane" "$dist/world"
 bundle operator/main.ts "$dist/control-plane/operator.mjs"
 bundle gateway/main.ts "$dist/control-plane/gateway.mjs"
+bundle operator/patterns-job.ts "$dist/control-plane/patterns-job.mjs"
 bundle test/e2e-kind/world.ts "$dist/world/world.mjs"
 echo "build-images: bundled $(cd "$dist" && find . -name '*.mjs' | sort | paste -sd' ' -)"
 [ "${1:-}" = "--bundle-only" ] && exit 0
