@@ -9,7 +9,7 @@ import type { JobSettings } from "./job.ts";
 import { type KubeClient, paths } from "./kube/client.ts";
 import { ResilientInformer } from "./kube/informer.ts";
 import { WorkQueue } from "./kube/workqueue.ts";
-import { type Metrics, workQueueMetrics } from "./metrics.ts";
+import { ACTIVE_PHASES, type Metrics, workQueueMetrics } from "./metrics.ts";
 import { type Cache, errMessage, Reconciler, StaleError } from "./reconciler.ts";
 
 export interface ControllerOptions {
@@ -141,8 +141,8 @@ export class Controller {
       const phase = r.status?.phase ?? "Pending";
       if (!isTerminal(phase)) counts.set(phase, (counts.get(phase) ?? 0) + 1);
     }
-    this.o.metrics.runsActive.reset();
-    for (const [phase, n] of counts) this.o.metrics.runsActive.set({ phase }, n);
+    // Every working phase, at 0 when empty: "no runs" is a value, not a missing series.
+    for (const phase of ACTIVE_PHASES) this.o.metrics.runsActive.set({ phase }, counts.get(phase) ?? 0);
   }
 
   get synced(): boolean {

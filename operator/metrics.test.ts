@@ -24,8 +24,15 @@ describe("operator metrics", () => {
 
   it("records a finished stage with lower-case outcome, snake_case token kinds and its failure reason", async () => {
     const m = createMetrics({ models: ["m1"] });
-    const stage = { name: "review", outcome: "Succeeded", message: "", durationSeconds: 12, costUsd: 0.5, turns: 3 };
-    stageFinished(m, { ...stage, tokens } as const, "m1", 1);
+    const stage = {
+      name: "review",
+      outcome: "Succeeded",
+      message: "",
+      durationSeconds: 12,
+      costUsd: 0.5,
+      turns: 3,
+    } as const;
+    stageFinished(m, { ...stage, tokens }, "m1", 1);
     const text = await m.registry.metrics();
     expect(text).toContain('agentfactory_stage_duration_seconds_count{stage="review",outcome="succeeded"} 1');
     expect(text).toContain('agentfactory_tokens_total{stage="review",model="m1",kind="cache_read"} 100');
@@ -42,5 +49,7 @@ describe("operator metrics", () => {
     expect(text).toContain('agentfactory_tickets_total{source="github",kind="new",result="created"} 0');
     expect(text).toContain("agentfactory_time_to_pr_seconds_count 0");
     expect(text).toContain("agentfactory_time_to_ready_seconds_count 0");
+    expect(text).toContain('agentfactory_runs_active{phase="AwaitingReply"} 0');
+    expect(text).not.toContain('agentfactory_runs_active{phase="Ready"}');
   });
 });

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Phase, StageStatus } from "../core/agentrun.ts";
+import { isTerminal, Phase, type StageStatus } from "../core/agentrun.ts";
 import { RiskTier, StageName } from "../core/result.ts";
 import { TicketSource } from "../core/ticket.ts";
 import type { Tokens } from "../core/usage.ts";
@@ -16,6 +16,9 @@ const RUN_OUTCOME_OF: Record<string, RunOutcome> = {
 };
 /** The outcome label of a terminal phase. */
 export const runOutcome = (phase: Phase): RunOutcome => RUN_OUTCOME_OF[phase] ?? "failed";
+
+/** `agentfactory_runs_active{phase}`: the AgentRun phases of runs not yet finished, as in the CRD. */
+export const ACTIVE_PHASES: readonly Phase[] = Phase.options.filter((p) => !isTerminal(p));
 
 /** `agentfactory_stage_duration_seconds{outcome}`: a finished stage attempt, lower-case. */
 export const STAGE_OUTCOMES = ["succeeded", "failed", "error"] as const;
@@ -194,6 +197,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; models?: read
   m.reconcileTime.zero(c);
   m.activeWorkers.set(c, 0);
   m.queueDepth.set(q, 0);
+  for (const phase of ACTIVE_PHASES) m.runsActive.set({ phase }, 0);
   m.queueAdds.inc(q, 0);
   m.queueRetries.inc(q, 0);
   m.queueLatency.zero(q);
