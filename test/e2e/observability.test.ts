@@ -8,8 +8,13 @@
  * (a series that first appears already at its final value shows no increase()). The second ticket
  * is sent only after Prometheus has seen the first one, so the gateway's per-source histograms move too.
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { type AgentRun, isTerminal } from "../../core/agentrun.ts";
+import { find, render } from "../chart/helm.ts";
 import {
   assertDashboardsHaveData,
   checkMetrics,
@@ -25,8 +30,10 @@ import { startWorld, WEBHOOK_SECRET, type World } from "./world.ts";
 
 const FIXES = "acme/obs-fixes"; // a blocking finding in round 1, fixed by remediation → Ready
 const STUBBORN = "acme/obs-stubborn"; // blocking findings every round → Escalated after 2 rounds
-const OPERATOR = "agentfactory-operator";
-const GATEWAY = "agentfactory-gateway";
+// The job names the chart's ServiceMonitors give (release "af"), which its alert rules select.
+const OPERATOR = "af-agentfactory-operator-metrics";
+const GATEWAY = "af-agentfactory-gateway";
+const TARGET_LABELS = { namespace: "agentfactory" };
 
 const promptOf = (req: MessagesRequest) => JSON.stringify(req.messages[0] ?? "");
 const repoOf = (req: MessagesRequest) => [FIXES, STUBBORN].find((r) => promptOf(req).includes(r)) ?? "";
@@ -76,6 +83,7 @@ const scenario: Scenario = {
 
 let world: World;
 let prometheus: RunningPrometheus | undefined;
+let rulesDir = "";
 const runs: Record<string, AgentRun> = {};
 
 async function label(repo: string): Promise<void> {
@@ -115,10 +123,17 @@ const seen = (expr: string, ok = (v: number) => v > 0) =>
 beforeAll(async () => {
   world = await startWorld({ kubeletMode: "process", scenario });
   for (const repo of [FIXES, STUBBORN]) await world.github.createRepo(repo, CALC_FILES);
-  prometheus = await startPrometheus([
-    { job: OPERATOR, url: `${world.operator.url}/metrics` },
-    { job: GATEWAY, url: `${world.gateway.url}/metrics` },
-  ]);
+  // The chart's alert rules, evaluated by the same Prometheus against the real series.
+  const rule = find(await render({ values: ["charts/agentfactory/ci/full-values.yaml"] }), "PrometheusRule");
+  rulesDir = await mkdtemp(join(tmpdir(), "af-obs-rules-"));
+  await writeFile(join(rulesDir, "rules.yaml"), stringify(rule.spec));
+  prometheus = await startPrometheus(
+    [
+      { job: OPERATOR, url: `${world.operator.url}/metrics`, labels: TARGET_LABELS },
+      { job: GATEWAY, url: `${world.gateway.url}/metrics`, labels: TARGET_LABELS },
+    ],
+    { ruleFiles: [join(rulesDir, "rules.yaml")] },
+  );
   await waitForScrapes(prometheus.url, [OPERATOR, GATEWAY], 2);
 
   await label(FIXES);
@@ -134,6 +149,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await prometheus?.stop();
   await world?.stop();
+  if (rulesDir) await rm(rulesDir, { recursive: true, force: true });
 });
 
 describe("observability of the real operator and gateway", () => {
@@ -170,5 +186,27 @@ describe("observability of the real operator and gateway", () => {
     expect(await value('sum(agentfactory_tickets_total{source="github",kind="new",result="created"})')).toBe(2);
     expect(await value('sum(agentfactory_nats_publish_duration_seconds_count{source="github",outcome="ok"})')).toBe(2);
     expect(await value('sum(agentfactory_stage_duration_seconds_count{outcome="succeeded"})')).toBe(12);
+  });
+
+  it("the chart's alert rules evaluate without errors, and none is pending or firing in this healthy world", async () => {
+    type Rule = { name: string; health: string; lastError?: string; state: string; query: string };
+    let rules: Rule[] = [];
+    await world.waitFor(
+      "every rule evaluated",
+      async () => {
+        const body = (await (await fetch(`${prometheus!.url}/api/v1/rules`)).json()) as {
+          data: { groups: { rules: Rule[] }[] };
+        };
+        rules = body.data.groups.flatMap((g) => g.rules);
+        return rules.length === 8 && rules.every((r) => r.health === "ok");
+      },
+      15_000,
+    );
+    for (const r of rules) expect(r.state, `${r.name}: ${r.query}`).toBe("inactive");
+    // The escalation alert's ratio is computed from real series (1 of 2 runs escalated), and only
+    // its minimum-runs guard keeps it quiet: its selectors match what the operator exposes.
+    const escalation = rules.find((r) => r.name === "AgentFactoryEscalationRateHigh")!;
+    const ratio = escalation.query.split("and on")[0]!;
+    expect(Number((await query(prometheus!.url, ratio))[0]?.value[1])).toBeGreaterThan(0.3);
   });
 });
