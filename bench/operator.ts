@@ -13,6 +13,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -32,6 +33,17 @@ const { values } = parseArgs({
     timeout: { type: "string", default: "900" },
   },
 });
+
+/** The steps from ticket to Job, in order, as the bench sees them (store events, operator log lines). */
+type Step = "published" | "runStored" | "ticketApplied" | "secretStored" | "jobStored" | "jobCreatedLog";
+const STEP_PAIRS: [Step, Step][] = [
+  ["published", "runStored"],
+  ["runStored", "ticketApplied"],
+  ["runStored", "secretStored"],
+  ["secretStored", "jobStored"],
+  ["jobStored", "jobCreatedLog"],
+  ["published", "jobStored"],
+];
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -62,6 +74,12 @@ function histogramQuantile(text: string, name: string, q: number): number {
   return prevLe;
 }
 
+/** The operator's own event-loop delay (prom-client default metrics). */
+function metricsLag(text: string): string {
+  const v = (n: string) => Number(new RegExp(`^${n} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN) * 1000;
+  return `event-loop delay p50=${v("nodejs_eventloop_lag_p50_seconds").toFixed(1)}ms p99=${v("nodejs_eventloop_lag_p99_seconds").toFixed(1)}ms max=${v("nodejs_eventloop_lag_max_seconds").toFixed(1)}ms`;
+}
+
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -89,12 +107,25 @@ async function benchOnce(n: number): Promise<string> {
   const finalized = new Set<string>();
   const runCreated = new Map<string, number>();
   const runToJob: number[] = [];
+  // Per-run step timestamps (wall clock ms, comparable with the operator's pino `time`).
+  const wall = () => performance.timeOrigin + performance.now();
+  const trace = new Map<string, Partial<Record<Step, number>>>();
+  const mark = (run: string, step: Step, at = wall()) => {
+    const t = trace.get(run);
+    if (t && t[step] === undefined) t[step] = at;
+  };
   const unsubscribe = sim.store.subscribe((e) => {
     const o = e.object as {
       kind?: string;
       metadata: { name: string; labels?: Record<string, string> };
       status?: { conditions?: { type: string; status: string }[] };
     };
+    if (e.type === "ADDED" && (o.kind === "Secret" || o.kind === "Job")) {
+      const l = o.metadata.labels ?? {};
+      if (l[LABELS.stage] === "triage" && l[LABELS.attempt] === "1")
+        mark(l[LABELS.run] ?? "", o.kind === "Job" ? "jobStored" : "secretStored");
+    }
+    if (e.type === "ADDED" && o.kind === "AgentRun") mark(o.metadata.name, "runStored");
     if (e.type === "ADDED" && o.kind === "Job") {
       const l = o.metadata.labels ?? {};
       const at = published.get(l[LABELS.run] ?? "");
@@ -109,6 +140,8 @@ async function benchOnce(n: number): Promise<string> {
       finalized.add(o.metadata.name);
   });
 
+  const ticketRun = new Map<string, string>();
+  const warnings = new Map<string, number>();
   let port = 0;
   // The operator's Node flags as the chart sets them (NODE_OPTIONS): a small young generation and
   // a capped old space keep the resident set near the live heap.
@@ -151,6 +184,14 @@ async function benchOnce(n: number): Promise<string> {
       const m = /"port":(\d+).*"msg":"http listening"/.exec(line);
       if (m) port = Number(m[1]);
       if (line.includes("ticket consumer started")) ready = true;
+      const lv = /"level":(\d+).*"msg":"([^"]*)"/.exec(line);
+      if (lv && Number(lv[1]) >= 40) warnings.set(lv[2]!, (warnings.get(lv[2]!) ?? 0) + 1);
+      if (line.includes('"msg":"ticket applied"') || line.includes('"msg":"job created"')) {
+        const rec = JSON.parse(line) as { time: number; msg: string; ticket?: string; run?: string };
+        if (rec.msg === "ticket applied" && rec.ticket)
+          mark(ticketRun.get(rec.ticket) ?? "", "ticketApplied", rec.time);
+        if (rec.msg === "job created" && rec.run) mark(rec.run, "jobCreatedLog", rec.time);
+      }
     }
   });
   while (!ready) {
@@ -159,6 +200,9 @@ async function benchOnce(n: number): Promise<string> {
   }
 
   const start = performance.now();
+  const cpuAtStart = process.cpuUsage();
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const pubs = [];
   for (let i = 0; i < n; i++) {
     const delivery = `bench-${n}-${i}`;
@@ -177,6 +221,8 @@ async function benchOnce(n: number): Promise<string> {
       author: "bench",
     });
     published.set(runName(t), performance.now());
+    ticketRun.set(t.id, runName(t));
+    trace.set(runName(t), { published: wall() });
     pubs.push(js.publish(ticketSubject("github", "new"), JSON.stringify(t), { msgID: t.id }));
   }
   await Promise.all(pubs);
@@ -191,6 +237,15 @@ async function benchOnce(n: number): Promise<string> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const minutes = (performance.now() - start) / 60_000;
+  {
+    const f = readFileSync(`/proc/${op.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const opCpu = ((Number(f[11]) + Number(f[12])) / 100) * 1000;
+    const me = process.cpuUsage(cpuAtStart);
+    process.stderr.write(
+      `  bench event-loop delay p50=${(lag.percentile(50) / 1e6).toFixed(1)}ms p99=${(lag.percentile(99) / 1e6).toFixed(1)}ms max=${(lag.max / 1e6).toFixed(1)}ms; operator ${metricsLag(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())}\n` +
+        `  cpu: operator=${opCpu.toFixed(0)}ms bench(api+kubelet)=${((me.user + me.system) / 1000).toFixed(0)}ms wall=${(minutes * 60_000).toFixed(0)}ms\n`,
+    );
+  }
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const rss = peakRssMiB(op.pid!);
   if (process.env.BENCH_DEBUG)
@@ -207,6 +262,29 @@ async function benchOnce(n: number): Promise<string> {
   process.stderr.write(
     `  run-to-job p50=${quantile(runToJob, 0.5).toFixed(1)}ms p99=${quantile(runToJob, 0.99).toFixed(1)}ms\n`,
   );
+
+  for (const [from, to] of STEP_PAIRS) {
+    const d = [...trace.values()]
+      .map((t) => (t[from] !== undefined && t[to] !== undefined ? t[to]! - t[from]! : Number.NaN))
+      .filter((x) => !Number.isNaN(x))
+      .sort((a, b) => a - b);
+    process.stderr.write(
+      `  ${from} -> ${to}: n=${d.length} p50=${quantile(d, 0.5).toFixed(1)}ms p99=${quantile(d, 0.99).toFixed(1)}ms\n`,
+    );
+  }
+
+  for (const [msg, count] of warnings) process.stderr.write(`  operator warning x${count}: ${msg}\n`);
+  const slowest = [...trace.entries()]
+    .filter(([, t]) => t.jobStored !== undefined && t.published !== undefined)
+    .sort(([, a], [, b]) => b.jobStored! - b.published! - (a.jobStored! - a.published!))
+    .slice(0, 3);
+  for (const [run, t] of slowest)
+    process.stderr.write(
+      `  slow ${run}: ${Object.entries(t)
+        .sort(([, a], [, b]) => a - b)
+        .map(([k, v]) => `${k}+${(v - t.published!).toFixed(0)}`)
+        .join(" ")}\n`,
+    );
 
   unsubscribe();
   process.off("SIGTERM", abort);
