@@ -12,13 +12,24 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("b");
   });
 
-  it("puts front keys ahead of waiting ones", async () => {
+  it("puts front keys ahead of waiting ones, first come first served among them", async () => {
     const q = new WorkQueue({ name: "t" });
     q.add("a");
     q.add("b");
     q.add("c", { front: true });
     q.add("b", { front: true });
-    expect([await q.get(), await q.get(), await q.get()]).toEqual(["b", "c", "a"]);
+    q.add("d", { front: true });
+    expect([await q.get(), await q.get(), await q.get(), await q.get()]).toEqual(["c", "b", "d", "a"]);
+  });
+
+  it("keeps a front key re-added while processing ahead of ordinary keys", async () => {
+    const q = new WorkQueue({ name: "t" });
+    q.add("a", { front: true });
+    const key = await q.get();
+    q.add("b");
+    q.add("a", { front: true }); // arrives while "a" is being processed
+    q.done(key!);
+    expect([await q.get(), await q.get()]).toEqual(["a", "b"]);
   });
 
   it("hands a key to one worker at a time and re-queues it when re-added while processing", async () => {

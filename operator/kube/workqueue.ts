@@ -31,6 +31,10 @@ export type ReconcileFn = (key: string) => Promise<{ requeueAfterMs?: number } |
 
 export class WorkQueue {
   private readonly queue: string[] = [];
+  /** Keys added with `front`, served before `queue`, first come first served. */
+  private readonly frontQueue: string[] = [];
+  /** Keys re-added with `front` while a worker had them. */
+  private readonly frontAfterDone = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly addedAt = new Map<string, number>();
@@ -56,21 +60,23 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.frontQueue.length + this.queue.length;
   }
 
   /**
    * Enqueues a key now; a key already waiting is not added twice. `front` puts it ahead of the
-   * waiting keys (new objects first: their first action is the one users wait for).
+   * ordinary keys (new objects first: their first action is the one users wait for); front keys
+   * keep their arrival order among themselves, so the first of a burst is not served last.
    */
   add(key: string, opts: { front?: boolean } = {}): void {
     if (this.shuttingDown) return;
     if (this.dirty.has(key)) {
-      if (opts.front && !this.processing.has(key)) {
+      if (opts.front && this.processing.has(key)) this.frontAfterDone.add(key);
+      else if (opts.front) {
         const i = this.queue.indexOf(key);
-        if (i > 0) {
+        if (i >= 0) {
           this.queue.splice(i, 1);
-          this.queue.unshift(key);
+          this.frontQueue.push(key);
         }
       }
       return;
@@ -78,10 +84,13 @@ export class WorkQueue {
     this.opts.metrics?.adds(this.opts.name);
     this.dirty.add(key);
     this.addedAt.set(key, this.opts.now());
-    if (this.processing.has(key)) return; // queued again when the worker is done
-    if (opts.front) this.queue.unshift(key);
+    if (this.processing.has(key)) {
+      if (opts.front) this.frontAfterDone.add(key);
+      return; // queued again when the worker is done
+    }
+    if (opts.front) this.frontQueue.push(key);
     else this.queue.push(key);
-    this.opts.metrics?.depth(this.opts.name, this.queue.length);
+    this.opts.metrics?.depth(this.opts.name, this.length);
     this.waiters.shift()?.();
   }
 
@@ -129,23 +138,24 @@ export class WorkQueue {
 
   /** Waits for the next key; undefined once the queue shuts down. */
   async get(): Promise<string | undefined> {
-    while (this.queue.length === 0) {
+    while (this.length === 0) {
       if (this.shuttingDown) return undefined;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
-    const key = this.queue.shift()!;
+    const key = (this.frontQueue.length > 0 ? this.frontQueue.shift() : this.queue.shift())!;
     this.dirty.delete(key);
     this.processing.add(key);
     const added = this.addedAt.get(key);
     if (added !== undefined) this.opts.metrics?.queueLatency(this.opts.name, (this.opts.now() - added) / 1000);
-    this.opts.metrics?.depth(this.opts.name, this.queue.length);
+    this.opts.metrics?.depth(this.opts.name, this.length);
     return key;
   }
 
   done(key: string): void {
     this.processing.delete(key);
+    const front = this.frontAfterDone.delete(key);
     if (this.dirty.has(key)) {
-      this.queue.push(key);
+      (front ? this.frontQueue : this.queue).push(key);
       this.waiters.shift()?.();
     }
   }
