@@ -22,6 +22,7 @@ import { type Logger, pino } from "pino";
 import { z } from "zod";
 import { OutcomeRecord } from "../core/outcome.ts";
 import { extractPatterns, type Report, renderAntiPatternsMarkdown, renderPatternsMarkdown } from "../core/patterns.ts";
+import { createRedactor } from "../core/redact.ts";
 import { OUTCOMES_STREAM } from "../core/streams.ts";
 import { Forge, type Permissions } from "./forge.ts";
 
@@ -154,31 +155,14 @@ export async function readOutcomes(natsUrl: string, since?: Date): Promise<ReadO
 
 // --- Pure pieces: texts, redaction, the decision ------------------------------------------------
 
-const TOKEN_PATTERNS: RegExp[] = [
-  /\bgh[pousr]_[A-Za-z0-9]{20,}\b/g,
-  /\bgithub_pat_[A-Za-z0-9_]{20,}\b/g,
-  /\bsk-ant-[A-Za-z0-9_-]{16,}/g,
-  /\bsk-(?:or-|proj-)?[A-Za-z0-9_-]{32,}/g,
-  /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g,
-  /\bxox[abprs]-[A-Za-z0-9-]{10,}/g,
-  /\bAIza[0-9A-Za-z_-]{35}\b/g,
-  /\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g,
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
-  /https:\/\/hooks\.slack\.com\/services\/[A-Za-z0-9/]+/g,
-  /\b(?:x-access-token|oauth2):[^@\s]+@/g,
-];
-export const REDACTED = "[REDACTED]";
+export { REDACTED } from "../core/redact.ts";
 
 /**
  * Replaces token-shaped strings and the given secret values: the rules files are read by every later
  * run and by humans, so a credential a reviewer pasted into a finding must not end up there.
  */
 export function redactSecrets(text: string, secrets: readonly string[] = []): string {
-  let out = text;
-  for (const s of [...secrets].filter((v) => v.length >= 8).sort((a, b) => b.length - a.length))
-    out = out.split(s).join(REDACTED);
-  for (const p of TOKEN_PATTERNS) out = out.replace(p, REDACTED);
-  return out;
+  return createRedactor(secrets)(text);
 }
 
 /** The two rules files, path → content, secrets redacted. */
