@@ -50,11 +50,33 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
   const writeStatus = (ns: string, name: string, mutate: (st: Obj) => void) =>
     store.mutateStatus(jobs, ns, name, mutate);
 
+  /** Pod keys (`ns/name`) by controller uid, kept from the store's events: listing every pod per sync was O(pods). */
+  const podsByOwner = new Map<string, Set<string>>();
+  const indexPod = (e: Pick<StoreEvent, "type" | "object">) => {
+    const m = meta(e.object);
+    const owner = (m.ownerReferences ?? []).find((r) => r.controller)?.uid;
+    if (!owner) return;
+    const key = `${m.namespace}/${m.name}`;
+    if (e.type === "DELETED") {
+      const set = podsByOwner.get(owner);
+      set?.delete(key);
+      if (set?.size === 0) podsByOwner.delete(owner);
+    } else {
+      const set = podsByOwner.get(owner) ?? new Set<string>();
+      podsByOwner.set(owner, set);
+      set.add(key);
+    }
+  };
+
   function jobPods(job: Obj): Obj[] {
-    const uid = meta(job).uid;
-    return store
-      .list(pods, { namespace: meta(job).namespace })
-      .filter((p) => (meta(p).ownerReferences ?? []).some((r) => r.uid === uid && r.controller));
+    const uid = meta(job).uid!;
+    const out: Obj[] = [];
+    for (const key of [...(podsByOwner.get(uid) ?? [])].sort()) {
+      const [ns, name] = key.split("/") as [string, string];
+      const p = store.tryGet(pods, ns, name);
+      if (p && ns === meta(job).namespace) out.push(p);
+    }
+    return out;
   }
 
   function enqueue(ns: string, name: string): void {
@@ -207,6 +229,7 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
       return;
     }
     if (e.storageKey !== pods.storageKey) return;
+    indexPod(e);
     const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
     if (!owner) return;
     // A pod deleted before it finished counts as failed (podReplacementPolicy TerminatingOrFailed).
@@ -215,6 +238,7 @@ export function startJobController(sim: KubeSim, nodeName: string): JobControlle
   }
 
   const unsubscribe = store.subscribe(onEvent);
+  for (const p of store.list(pods)) indexPod({ type: "ADDED", object: p });
   for (const j of store.list(jobs)) enqueue(meta(j).namespace!, meta(j).name!);
 
   return {
