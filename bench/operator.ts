@@ -3,7 +3,7 @@
  * process, as deployed) against the Kubernetes API simulator, with the kubelet simulator in process
  * mode running a trivial shell runner (test/operator/fixtures/runner.sh) and a real nats-server.
  *
- *   tsx bench/operator.ts [--runs 100,1000] [--concurrency 8]
+ *   tsx bench/operator.ts [--runs 100,1000] [--concurrency 64]
  *
  * Prints per size: runs/minute, reconcile p50/p99 (from the operator's own histogram), ticket-to-Job
  * latency p50/p99 (ticket published → first Job stored, measured in the simulator) and the operator's
@@ -29,7 +29,8 @@ const NS = "agentfactory";
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: process.env.BENCH_RUNS ?? "100,1000" },
-    concurrency: { type: "string", default: "16" },
+    /** Reconcile workers (CONCURRENCY); the operator's default when not given. */
+    concurrency: { type: "string" },
     timeout: { type: "string", default: "900" },
   },
 });
@@ -160,7 +161,8 @@ async function benchOnce(n: number): Promise<string> {
       METRICS_HOST: "127.0.0.1",
       LEADER_ELECTION: "true",
       LOG_LEVEL: "info",
-      CONCURRENCY: values.concurrency,
+      ...(values.concurrency ? { CONCURRENCY: values.concurrency } : {}),
+      ...(process.env.TICKET_CONCURRENCY ? { TICKET_CONCURRENCY: process.env.TICKET_CONCURRENCY } : {}),
       ...(process.env.OPERATOR_CPU_PROF
         ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.OPERATOR_CPU_PROF}` }
         : {}),

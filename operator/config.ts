@@ -70,10 +70,13 @@ export const ConfigSchema = z.object({
   LEASE_NAME: z.string().default("agentfactory-operator"),
   /** Identity in the Lease; the pod name in a cluster. */
   POD_NAME: optional,
-  /** Reconcile workers (mostly waiting on the API server). */
-  CONCURRENCY: z.coerce.number().int().positive().default(16),
-  /** Tickets applied at once by the consumer. */
-  TICKET_CONCURRENCY: z.coerce.number().int().positive().default(32),
+  /**
+   * Reconcile workers. They mostly wait on the API server (3 round trips for a new run's first Job),
+   * so a burst of tickets needs many in flight; the cost of an idle worker is nil.
+   */
+  CONCURRENCY: z.coerce.number().int().positive().default(64),
+  /** Tickets applied at once by the consumer (one AgentRun create each). */
+  TICKET_CONCURRENCY: z.coerce.number().int().positive().default(64),
   /** Global reconcile rate limit (token bucket), per second, and its burst. */
   RATE_LIMIT_QPS: num(50),
   RATE_LIMIT_BURST: int(200),
