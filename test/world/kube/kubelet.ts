@@ -428,7 +428,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       }
     } else if (e.type === "ADDED" && !running.has(key) && o(e.object.status).phase === "Pending") {
       const pod = e.object;
-      setImmediate(() => {
+      schedule(() => {
         if (stopped || !store.tryGet(pods, m.namespace, m.name!) || running.has(key)) return;
         try {
           startPod(pod);
@@ -439,9 +439,28 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     }
   }
 
+  /**
+   * Pod starts (temp dirs, files, a spawn: a few ms of synchronous work each) run one per event-loop
+   * turn, so a burst of new pods does not stall the API server sharing this process.
+   */
+  const starts: (() => void)[] = [];
+  let draining = false;
+  function schedule(start: () => void): void {
+    starts.push(start);
+    if (!draining) {
+      draining = true;
+      setImmediate(drain);
+    }
+  }
+  function drain(): void {
+    starts.shift()?.();
+    if (starts.length > 0) setImmediate(drain);
+    else draining = false;
+  }
+
   const unsubscribe = store.subscribe(onEvent);
   for (const p of store.list(pods)) {
-    if (o(p.status).phase === "Pending") setImmediate(() => startPod(p));
+    if (o(p.status).phase === "Pending") schedule(() => startPod(p));
   }
 
   return {
