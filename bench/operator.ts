@@ -280,7 +280,8 @@ async function benchOnce(n: number): Promise<string> {
     .filter(([, t]) => t.jobStored !== undefined && t.published !== undefined)
     .sort(([, a], [, b]) => b.jobStored! - b.published! - (a.jobStored! - a.published!))
     .slice(0, 3);
-  for (const [run, t] of slowest)
+  const sample = process.env.BENCH_DEBUG ? [...trace.entries()].filter((_, i) => i % Math.ceil(n / 8) === 0) : [];
+  for (const [run, t] of [...slowest, ...sample])
     process.stderr.write(
       `  slow ${run}: ${Object.entries(t)
         .sort(([, a], [, b]) => a - b)

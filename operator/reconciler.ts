@@ -17,6 +17,19 @@ export const RECEIVED_AT_ANNOTATION = "agentfactory.dev/received-at";
 export interface Cache<T> {
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): readonly T[];
+  /** Objects labelled `key=value`, from an index (else the reconciler filters list()). */
+  byLabel?(key: string, value: string, namespace?: string): readonly T[];
+}
+
+/** Objects of a run by its label: through the cache's index when it has one. */
+function ofRun<T extends { metadata?: { labels?: Record<string, string> } }>(
+  cache: Cache<T>,
+  run: AgentRun,
+): readonly T[] {
+  const ns = run.metadata.namespace;
+  return cache.byLabel
+    ? cache.byLabel(LABELS.run, run.metadata.name, ns)
+    : cache.list(ns).filter((o) => o.metadata?.labels?.[LABELS.run] === run.metadata.name);
 }
 
 export interface ReconcilerDeps {
@@ -66,19 +79,15 @@ export class Reconciler {
 
   /** Jobs of a run: labelled with it and controlled by it. */
   jobsOf(run: AgentRun): V1Job[] {
-    return this.d.jobs
-      .list(run.metadata.namespace)
-      .filter(
-        (j) =>
-          j.metadata?.labels?.[LABELS.run] === run.metadata.name &&
-          (j.metadata?.ownerReferences ?? []).some((o) => o.controller && o.uid === run.metadata.uid),
-      );
+    return ofRun(this.d.jobs, run).filter(
+      (j) =>
+        j.metadata?.labels?.[LABELS.run] === run.metadata.name &&
+        (j.metadata?.ownerReferences ?? []).some((o) => o.controller && o.uid === run.metadata.uid),
+    );
   }
 
   observe(run: AgentRun, now: Date): { observed: ObservedJob[]; stuck: string[] } {
-    const pods = this.d.pods
-      .list(run.metadata.namespace)
-      .filter((p) => p.metadata?.labels?.[LABELS.run] === run.metadata.name);
+    const pods = ofRun(this.d.pods, run);
     const observed: ObservedJob[] = [];
     const stuck: string[] = [];
     for (const job of this.jobsOf(run)) {

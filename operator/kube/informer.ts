@@ -23,6 +23,18 @@ export interface InformerOptions<T extends KubernetesObject> {
   onRestart?: (name: string, reason: string) => void;
 }
 
+function indexObject(index: Map<string, Set<string>>, label: string, o: KubernetesObject, deleted: boolean): void {
+  const value = o.metadata?.labels?.[label];
+  if (value === undefined) return;
+  const key = `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+  const keys = index.get(value);
+  if (deleted) {
+    keys?.delete(key);
+    if (keys?.size === 0) index.delete(value);
+  } else if (keys) keys.add(key);
+  else index.set(value, new Set([key]));
+}
+
 type Handler<T> = (obj: T, kind: "add" | "update" | "delete" | "resync") => void;
 
 /**
@@ -41,6 +53,8 @@ export class ResilientInformer<T extends KubernetesObject> {
   private resyncTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
   private readonly handlers: Handler<T>[] = [];
+  /** label key → label value → `ns/name` keys; built on the first byLabel() for a key, kept from events. */
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
 
   constructor(private readonly opts: InformerOptions<T>) {
     this.lw = this.makeListWatch();
@@ -85,7 +99,31 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private emit(obj: T, kind: "add" | "update" | "delete" | "resync"): void {
+    for (const [label, index] of this.indexes) indexObject(index, label, obj, kind === "delete");
     for (const h of this.handlers) h(obj, kind);
+  }
+
+  /**
+   * The cached objects whose label `key` is `value` (optionally in one namespace), from an index
+   * instead of a scan of the whole cache: the reconciler asks this for every run's Jobs and Pods.
+   */
+  byLabel(key: string, value: string, namespace?: string): T[] {
+    let index = this.indexes.get(key);
+    if (!index) {
+      index = new Map();
+      for (const o of this.lw.list()) indexObject(index, key, o, false);
+      this.indexes.set(key, index);
+    }
+    const out: T[] = [];
+    for (const k of index.get(value) ?? []) {
+      const slash = k.indexOf("/");
+      const ns = k.slice(0, slash);
+      if (namespace !== undefined && ns !== namespace) continue;
+      const o = this.lw.get(k.slice(slash + 1), ns || undefined);
+      // Entries can lag (a label changed, a relist dropped the object): the cache has the last word.
+      if (o?.metadata?.labels?.[key] === value) out.push(o);
+    }
+    return out;
   }
 
   get(name: string, namespace?: string): T | undefined {

@@ -94,6 +94,36 @@ describe("ResilientInformer", () => {
     await until("still current after the watchdog", () => !!inf.get("d", NS));
     await inf.stop();
   });
+
+  it("finds cached objects by label through an index that follows adds, relabels and deletes", async () => {
+    const inf = new ResilientInformer<V1ConfigMap>({
+      name: "cm-index",
+      kc: kube.kc,
+      path: `/api/v1/namespaces/${NS}/configmaps`,
+      list: () => kube.core.listNamespacedConfigMap({ namespace: NS }),
+    });
+    const cm = (name: string, run: string) => ({ metadata: { name, namespace: NS, labels: { "idx-run": run } } });
+    await kube.core.createNamespacedConfigMap({ namespace: NS, body: cm("idx-a1", "a") });
+    await inf.start();
+    try {
+      const names = (v: string) =>
+        inf
+          .byLabel("idx-run", v, NS)
+          .map((o) => o.metadata?.name)
+          .sort();
+      expect(names("a")).toEqual(["idx-a1"]); // built from the cache on first use
+      await kube.core.createNamespacedConfigMap({ namespace: NS, body: cm("idx-a2", "a") });
+      await kube.core.createNamespacedConfigMap({ namespace: NS, body: cm("idx-b1", "b") });
+      await until("adds indexed", () => names("a").length === 2 && names("b").length === 1);
+      await kube.core.replaceNamespacedConfigMap({ namespace: NS, name: "idx-a2", body: cm("idx-a2", "b") });
+      await until("relabel", () => names("a").join() === "idx-a1" && names("b").join() === "idx-a2,idx-b1");
+      await kube.core.deleteNamespacedConfigMap({ namespace: NS, name: "idx-b1" });
+      await until("delete", () => names("b").join() === "idx-a2");
+      expect(inf.byLabel("idx-run", "b", "other")).toEqual([]);
+    } finally {
+      await inf.stop();
+    }
+  });
 });
 
 describe("LeaderElector", () => {
