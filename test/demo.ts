@@ -10,8 +10,8 @@ import { promisify } from "node:util";
 import type { AgentRun } from "../core/agentrun.ts";
 import { isTerminal } from "../core/agentrun.ts";
 import { CALC_FILES, ISSUE, REPO, SCENARIO } from "./e2e/scenario.ts";
-import { KUBECTL, NAMESPACE, startWorld, WEBHOOK_SECRET } from "./e2e/world.ts";
-import { githubDelivery, issuesLabeled } from "./world/github/index.ts";
+import { KUBECTL, NAMESPACE, startWorld } from "./e2e/world.ts";
+import { issuesLabeled } from "./world/github/index.ts";
 
 const exec = promisify(execFile);
 const mode = (process.env.KUBELET_MODE as "process" | "podman" | undefined) ?? "podman";
@@ -35,18 +35,7 @@ try {
   const issue = world.github.createIssue(REPO, { ...ISSUE, labels: ["ai-agent"] });
   say(`issue ${REPO}#${issue.number} "${issue.title}" labeled ai-agent; its test fails (add() subtracts)`);
 
-  const scope = {
-    repo: REPO,
-    installationId: world.github.installationId,
-    sender: ISSUE.user,
-    serverUrl: world.github.serverUrl,
-  };
-  const delivery = githubDelivery(WEBHOOK_SECRET, "issues", issuesLabeled(scope, issue, "ai-agent"));
-  const res = await fetch(`${world.gateway.url}/webhooks/github`, {
-    method: "POST",
-    headers: delivery.headers,
-    body: delivery.body,
-  });
+  const res = await world.deliver("issues", issuesLabeled(world.scope(REPO, ISSUE.user), issue, "ai-agent"));
   say(`GitHub webhook issues.labeled delivered → gateway answered ${res.status} ${await res.text()}`);
 
   const run = await world.waitFor("the AgentRun", () => world.runs()[0], 30_000);

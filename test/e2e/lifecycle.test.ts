@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { isTerminal } from "../../core/agentrun.ts";
 import { type MessagesRequest, type Scenario, text, toolUse, turn } from "../world/anthropic/index.ts";
-import { githubDelivery, issueCommentCreated, issuesLabeled, issuesUnlabeled } from "../world/github/index.ts";
+import { issueCommentCreated, issuesLabeled, issuesUnlabeled } from "../world/github/index.ts";
 import { CALC_FILES, SCENARIO } from "./scenario.ts";
-import { NAMESPACE, startWorld, WEBHOOK_SECRET, type World } from "./world.ts";
+import { NAMESPACE, startWorld, type World } from "./world.ts";
 
 const FIXES = "acme/fixes"; // a blocking finding in round 1, fixed by remediation
 const STUBBORN = "acme/stubborn"; // blocking findings every round → escalation
@@ -99,17 +99,8 @@ const scenario: Scenario = {
 };
 
 let world: World;
-const scopeOf = (repo: string) => ({
-  repo,
-  installationId: world.github.installationId,
-  sender: "alice",
-  serverUrl: world.github.serverUrl,
-});
-async function deliver(event: string, payload: unknown): Promise<number> {
-  const d = githubDelivery(WEBHOOK_SECRET, event, payload);
-  const res = await fetch(`${world.gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
-  return res.status;
-}
+const scopeOf = (repo: string) => world.scope(repo);
+const deliver = async (event: string, payload: unknown) => (await world.deliver(event, payload)).status;
 const runOf = (repo: string) => world.runs().find((r) => r.spec.ticket.repo === repo);
 const finished = (repo: string, timeoutMs = 240_000) =>
   world.waitFor(

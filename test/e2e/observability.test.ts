@@ -24,9 +24,9 @@ import {
   waitForScrapes,
 } from "../chart/prometheus.ts";
 import { type MessagesRequest, type Scenario, text, toolUse, turn } from "../world/anthropic/index.ts";
-import { githubDelivery, issuesLabeled } from "../world/github/index.ts";
+import { issuesLabeled } from "../world/github/index.ts";
 import { CALC_FILES, ISSUE, SCENARIO } from "./scenario.ts";
-import { startWorld, WEBHOOK_SECRET, type World } from "./world.ts";
+import { startWorld, type World } from "./world.ts";
 
 const FIXES = "acme/obs-fixes"; // a blocking finding in round 1, fixed by remediation → Ready
 const STUBBORN = "acme/obs-stubborn"; // blocking findings every round → Escalated after 2 rounds
@@ -88,14 +88,7 @@ const runs: Record<string, AgentRun> = {};
 
 async function label(repo: string): Promise<void> {
   const issue = world.github.createIssue(repo, { ...ISSUE, labels: ["ai-agent"] });
-  const scope = {
-    repo,
-    installationId: world.github.installationId,
-    sender: "alice",
-    serverUrl: world.github.serverUrl,
-  };
-  const d = githubDelivery(WEBHOOK_SECRET, "issues", issuesLabeled(scope, issue, "ai-agent"));
-  const res = await fetch(`${world.gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
+  const res = await world.deliver("issues", issuesLabeled(world.scope(repo), issue, "ai-agent"));
   expect(res.status).toBe(202);
 }
 

@@ -12,9 +12,9 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { isTerminal } from "../../core/agentrun.ts";
-import { githubDelivery, issuesLabeled } from "../world/github/index.ts";
+import { issuesLabeled } from "../world/github/index.ts";
 import { CALC_FILES, ISSUE, REPO, SCENARIO } from "./scenario.ts";
-import { KUBECTL, NAMESPACE, startWorld, WEBHOOK_SECRET, type World } from "./world.ts";
+import { KUBECTL, NAMESPACE, startWorld, type World } from "./world.ts";
 
 const run = promisify(execFile);
 const mode = (process.env.KUBELET_MODE as "process" | "podman" | undefined) ?? "podman";
@@ -34,18 +34,11 @@ describe(`a labeled issue becomes a reviewed PR (kubelet: ${mode})`, () => {
 
   it("answers the signed webhook with 202 and creates one AgentRun", async () => {
     const issue = world.github.createIssue(REPO, { ...ISSUE, labels: ["ai-agent"] });
-    const scope = {
-      repo: REPO,
-      installationId: world.github.installationId,
-      sender: "alice",
-      serverUrl: world.github.serverUrl,
-    };
-    const delivery = githubDelivery(WEBHOOK_SECRET, "issues", issuesLabeled(scope, issue, "ai-agent"));
-    const url = `${world.gateway.url}/webhooks/github`;
-    const res = await fetch(url, { method: "POST", headers: delivery.headers, body: delivery.body });
+    const payload = issuesLabeled(world.scope(REPO), issue, "ai-agent");
+    const res = await world.deliver("issues", payload, "delivery-1");
     expect(res.status).toBe(202);
     // GitHub redelivers the same delivery: still one run.
-    const again = await fetch(url, { method: "POST", headers: delivery.headers, body: delivery.body });
+    const again = await world.deliver("issues", payload, "delivery-1");
     expect(again.status).toBe(202);
     agentRun = await world.waitFor("the AgentRun", () => world.runs()[0]);
     expect(agentRun.spec.ticket).toMatchObject({ repo: REPO, number: issue.number, source: "github" });

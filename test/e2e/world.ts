@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { type ModelSim, type Scenario, startModelSim } from "../world/anthropic/index.ts";
-import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
+import { type GitHubSim, githubDelivery, startGitHubSim, type WebhookScope } from "../world/github/index.ts";
 import {
   assertPodmanReady,
   type Kubelet,
@@ -46,6 +46,10 @@ export interface World {
   operator: Proc;
   runs(): AgentRun[];
   run(name: string): AgentRun | undefined;
+  /** Where a webhook happens: the repository, the App installation and the sender. */
+  scope(repo: string, sender?: string): WebhookScope;
+  /** Delivers a signed GitHub webhook to the gateway, as GitHub does (same delivery id = a redelivery). */
+  deliver(event: string, payload: unknown, deliveryId?: string): Promise<Response>;
   waitFor<T>(
     what: string,
     fn: () => T | undefined | false | Promise<T | undefined | false>,
@@ -144,6 +148,16 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       operator,
       runs,
       run: (name) => runs().find((r) => r.metadata.name === name),
+      scope: (repo, sender = "alice") => ({
+        repo,
+        installationId: github.installationId,
+        sender,
+        serverUrl: github.serverUrl,
+      }),
+      deliver: (event, payload, deliveryId) => {
+        const d = githubDelivery(WEBHOOK_SECRET, event, payload, deliveryId);
+        return fetch(`${gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
+      },
       waitFor: (what, fn, timeoutMs = 120_000) => waitFor(what, fn, timeoutMs),
       stop: stopAll,
     };
