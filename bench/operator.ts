@@ -7,7 +7,10 @@
  *
  * Prints per size: runs/minute, reconcile p50/p99 (from the operator's own histogram), ticket-to-Job
  * latency p50/p99 (ticket published → first Job stored, measured in the simulator) and the operator's
- * peak RSS (VmHWM). The last line: `result: runs=… runs_per_min=… reconcile_p99_ms=… ticket_to_job_p50_ms=…
+ * peak RSS (VmHWM). On stderr, where ticket-to-Job time goes: per-step p50/p99 (published → AgentRun stored →
+ * ticket applied → Secret stored → Job stored), event-loop delay and CPU of this process (API simulator, Job
+ * controller, kubelet) and of the operator, and the slowest runs' timelines (BENCH_DEBUG: also a sample).
+ * TICKET_CONCURRENCY and --concurrency override the operator's defaults. The last line: `result: runs=… runs_per_min=… reconcile_p99_ms=… ticket_to_job_p50_ms=…
  * ticket_to_job_p99_ms=… peak_rss_mib=…`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
