@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { isTerminal } from "../../core/agentrun.ts";
-import { type MessagesRequest, type Scenario, text, toolUse, turn } from "../world/anthropic/index.ts";
 import { issueCommentCreated, issuesLabeled, issuesUnlabeled } from "../world/github/index.ts";
-import { CALC_FILES, SCENARIO } from "./scenario.ts";
+import { CALC_FILES, storyScenario } from "./scenario.ts";
 import { NAMESPACE, startWorld, type World } from "./world.ts";
 
 const FIXES = "acme/fixes"; // a blocking finding in round 1, fixed by remediation
@@ -17,86 +16,7 @@ const STUBBORN = "acme/stubborn"; // blocking findings every round → escalatio
 const VAGUE = "acme/vague"; // unclear → question → reply
 const SLOW = "acme/slow"; // cancelled while the write stage runs
 
-const promptOf = (req: MessagesRequest) => JSON.stringify(req.messages[0] ?? "");
-const repoOf = (req: MessagesRequest) => [FIXES, STUBBORN, VAGUE, SLOW].find((r) => promptOf(req).includes(r)) ?? "";
-const roundOf = (req: MessagesRequest) => Number(/remediation round (\d+)/.exec(promptOf(req))?.[1] ?? 0);
-
-const blocking = {
-  summary: "The fix is right but negative numbers are untested.",
-  findings: [
-    {
-      severity: "high",
-      file: "test/add.test.js",
-      line: 6,
-      title: "No test for negative numbers",
-      detail: "The issue is about arithmetic; add a case with negative operands.",
-      blocking: true,
-    },
-  ],
-};
-const clean = { summary: "Looks right and is tested.", findings: [] };
-const clear = (summary: string) =>
-  toolUse("triage_verdict", {
-    verdict: "clear",
-    summary,
-    plan: ["Fix add() in src/add.js"],
-    acceptanceCriteria: ["npm test passes"],
-    filesToChange: ["src/add.js"],
-    riskTier: "low",
-  });
-
-const WRITE = SCENARIO.write ?? [];
-const scenario: Scenario = {
-  triage: [
-    (req) => {
-      if (repoOf(req) !== VAGUE) return turn(clear("add() must add."));
-      if (promptOf(req).includes("Replies to earlier questions"))
-        return turn(clear("Make add() correct; the reply says so."));
-      return turn(
-        toolUse("triage_verdict", {
-          verdict: "unclear",
-          summary: "Make something faster.",
-          question: "Which operation is too slow: add() itself, or something else?",
-          defaultAssumption: "The bug in add() is what makes results wrong; fix add().",
-          why: "The ticket names no function.",
-        }),
-      );
-    },
-  ],
-  write: [
-    (req) =>
-      repoOf(req) === SLOW ? turn(toolUse("Bash", { command: "sleep 60", timeout: 120000 })) : (WRITE[0] as never),
-    ...WRITE.slice(1),
-  ],
-  review: [
-    (req) => {
-      const diff = promptOf(req);
-      const fixed = diff.includes("add(-2, -3)");
-      const findings = repoOf(req) === STUBBORN || (repoOf(req) === FIXES && !fixed) ? blocking : clean;
-      return turn(toolUse("report_findings", findings));
-    },
-  ],
-  remediate: [
-    (req) =>
-      repoOf(req) === STUBBORN
-        ? turn(toolUse("Write", { file_path: "NOTES.md", content: `round ${roundOf(req)}: tried\n` }))
-        : turn(
-            toolUse("Edit", {
-              file_path: "test/add.test.js",
-              old_string: "  assert.equal(add(2, 3), 5);",
-              new_string: "  assert.equal(add(2, 3), 5);\n  assert.equal(add(-2, -3), -5);",
-            }),
-          ),
-    turn(toolUse("Bash", { command: "npm test 2>&1 | tail -3" })),
-    turn(
-      text("Added the negative case."),
-      toolUse("report_remediation", {
-        summary: "Addressed the finding.",
-        answers: [{ finding: 1, status: "fixed", note: "test added" }],
-      }),
-    ),
-  ],
-};
+const scenario = storyScenario({ [FIXES]: "fixes", [STUBBORN]: "stubborn", [VAGUE]: "vague", [SLOW]: "slow" });
 
 let world: World;
 const scopeOf = (repo: string) => world.scope(repo);

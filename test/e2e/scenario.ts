@@ -2,7 +2,7 @@
  * The walking-skeleton scenario: a tiny Node repository whose test fails because add() subtracts,
  * an issue asking for the fix, and the model's scripted turns for triage, write and review.
  */
-import { type Scenario, text, toolUse, turn } from "../world/anthropic/index.ts";
+import { type MessagesRequest, type Scenario, text, toolUse, turn } from "../world/anthropic/index.ts";
 
 export const REPO = "acme/calc";
 export const ISSUE = {
@@ -56,3 +56,99 @@ export const SCENARIO: Scenario = {
     ),
   ],
 };
+
+/** What a repository's run does in {@link storyScenario}. */
+export type Story = "fixes" | "stubborn" | "vague" | "slow";
+
+const BLOCKING_REVIEW = {
+  summary: "The fix is right but negative numbers are untested.",
+  findings: [
+    {
+      severity: "high",
+      file: "test/add.test.js",
+      line: 6,
+      title: "No test for negative numbers",
+      detail: "The issue is about arithmetic; add a case with negative operands.",
+      blocking: true,
+    },
+  ],
+};
+const CLEAN_REVIEW = { summary: "Looks right and is tested.", findings: [] };
+const clearVerdict = (summary: string) =>
+  toolUse("triage_verdict", {
+    verdict: "clear",
+    summary,
+    plan: ["Fix add() in src/add.js"],
+    acceptanceCriteria: ["npm test passes"],
+    filesToChange: ["src/add.js"],
+    riskTier: "low",
+  });
+
+/**
+ * One scripted model for several repositories at once, each playing a story: `fixes` gets a blocking
+ * finding in round 1 that remediation fixes (→ Ready); `stubborn` keeps blocking findings every round
+ * (→ Escalated); `vague` is unclear until a reply arrives; `slow` has a write stage that sleeps (to be
+ * cancelled). Repositories not listed follow the plain skeleton path. The story is found by the
+ * repository named in the stage's first prompt.
+ */
+export function storyScenario(stories: Record<string, Story>): Scenario {
+  const promptOf = (req: MessagesRequest) => JSON.stringify(req.messages[0] ?? "");
+  const storyOf = (req: MessagesRequest) => Object.entries(stories).find(([repo]) => promptOf(req).includes(repo))?.[1];
+  const roundOf = (req: MessagesRequest) => Number(/remediation round (\d+)/.exec(promptOf(req))?.[1] ?? 0);
+  const write = SCENARIO.write ?? [];
+  return {
+    triage: [
+      (req) => {
+        if (storyOf(req) !== "vague") return turn(clearVerdict("add() must add."));
+        if (promptOf(req).includes("Replies to earlier questions"))
+          return turn(clearVerdict("Make add() correct; the reply says so."));
+        return turn(
+          toolUse("triage_verdict", {
+            verdict: "unclear",
+            summary: "Make something faster.",
+            question: "Which operation is too slow: add() itself, or something else?",
+            defaultAssumption: "The bug in add() is what makes results wrong; fix add().",
+            why: "The ticket names no function.",
+          }),
+        );
+      },
+    ],
+    write: [
+      (req, at) =>
+        storyOf(req) === "slow"
+          ? turn(toolUse("Bash", { command: "sleep 60", timeout: 120000 }))
+          : typeof write[0] === "function"
+            ? write[0](req, at)
+            : (write[0] as ReturnType<typeof turn>),
+      ...write.slice(1),
+    ],
+    review: [
+      (req) => {
+        const story = storyOf(req);
+        const fixed = promptOf(req).includes("add(-2, -3)");
+        const blocking = story === "stubborn" || (story === "fixes" && !fixed);
+        return turn(toolUse("report_findings", blocking ? BLOCKING_REVIEW : CLEAN_REVIEW));
+      },
+    ],
+    remediate: [
+      (req) =>
+        storyOf(req) === "stubborn"
+          ? turn(toolUse("Write", { file_path: "NOTES.md", content: `round ${roundOf(req)}: tried\n` }))
+          : turn(
+              toolUse("Edit", {
+                file_path: "test/add.test.js",
+                old_string: "  assert.equal(add(2, 3), 5);",
+                new_string: "  assert.equal(add(2, 3), 5);\n  assert.equal(add(-2, -3), -5);",
+              }),
+            ),
+      turn(toolUse("Bash", { command: "npm test 2>&1 | tail -3" })),
+      turn(
+        text("Added the negative case."),
+        toolUse("report_remediation", {
+          summary: "Addressed the finding.",
+          answers: [{ finding: 1, status: "fixed", note: "test added" }],
+        }),
+      ),
+    ],
+  };
+}

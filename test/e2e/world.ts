@@ -43,7 +43,9 @@ export interface World {
   model: ModelSim;
   slack: SlackSim;
   gateway: Proc;
-  operator: Proc;
+  readonly operator: Proc;
+  /** SIGKILLs the operator and starts a new one with the same configuration. */
+  crashOperator(): Promise<void>;
   runs(): AgentRun[];
   run(name: string): AgentRun | undefined;
   /** Where a webhook happens: the repository, the App installation and the sender. */
@@ -110,30 +112,27 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     });
     stops.push(() => stopProcess(gateway.proc));
 
-    const operator = await startProcess(
-      "operator",
-      "operator/main.ts",
-      /"port":(\d+).*"msg":"http listening"/,
-      opts.onLog,
-      {
-        KUBECONFIG_PATH: kube.kubeconfigPath,
-        NAMESPACE,
-        NATS_URL: nats.url,
-        GITHUB_APP_ID: String(github.appId),
-        GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
-        GITHUB_API_URL: github.apiUrl,
-        GITHUB_SERVER_URL: github.serverUrl,
-        ANTHROPIC_BASE_URL: model.url,
-        DEFAULT_MODEL: "claude-sonnet-4-6",
-        SLACK_WEBHOOK_URL: slack.url,
-        METRICS_PORT: "0",
-        METRICS_HOST: "127.0.0.1",
-        LEADER_ELECTION: "true",
-        STAGE_TIMEOUT_SECONDS: "300",
-        LOG_LEVEL: "info",
-        ...opts.operatorEnv,
-      },
-    );
+    const operatorEnv = {
+      KUBECONFIG_PATH: kube.kubeconfigPath,
+      NAMESPACE,
+      NATS_URL: nats.url,
+      GITHUB_APP_ID: String(github.appId),
+      GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
+      GITHUB_API_URL: github.apiUrl,
+      GITHUB_SERVER_URL: github.serverUrl,
+      ANTHROPIC_BASE_URL: model.url,
+      DEFAULT_MODEL: "claude-sonnet-4-6",
+      SLACK_WEBHOOK_URL: slack.url,
+      METRICS_PORT: "0",
+      METRICS_HOST: "127.0.0.1",
+      LEADER_ELECTION: "true",
+      STAGE_TIMEOUT_SECONDS: "300",
+      LOG_LEVEL: "info",
+      ...opts.operatorEnv,
+    };
+    const launchOperator = () =>
+      startProcess("operator", "operator/main.ts", /"port":(\d+).*"msg":"http listening"/, opts.onLog, operatorEnv);
+    let operator = await launchOperator();
     stops.push(() => stopProcess(operator.proc));
 
     const runs = () => kube.list("agentruns", NAMESPACE) as unknown as AgentRun[];
@@ -145,7 +144,15 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       model,
       slack,
       gateway,
-      operator,
+      get operator() {
+        return operator;
+      },
+      async crashOperator() {
+        const exited = new Promise<void>((resolve) => operator.proc.once("exit", () => resolve()));
+        operator.proc.kill("SIGKILL");
+        await exited;
+        operator = await launchOperator();
+      },
       runs,
       run: (name) => runs().find((r) => r.metadata.name === name),
       scope: (repo, sender = "alice") => ({
