@@ -9,6 +9,7 @@ import type { RunnerConfig } from "../config.ts";
 import type { Forge } from "../forge.ts";
 import { Git } from "../git.ts";
 import { type Gate, HookEngine } from "../hooks/engine.ts";
+import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import type { Redactor } from "../hooks/redact.ts";
 import { loadRepoHooks } from "../hooks/settings.ts";
 import type { Logger } from "../log.ts";
@@ -174,4 +175,27 @@ export function protectedPaths(deps: StageDeps): string[] {
   return [env.GOOGLE_APPLICATION_CREDENTIALS, env.AWS_WEB_IDENTITY_TOKEN_FILE, env.AWS_SHARED_CREDENTIALS_FILE].filter(
     (p): p is string => !!p,
   );
+}
+
+/**
+ * The hard gates of a stage that changes code (write, remediate): Bash safety confined to the agent
+ * branch, no edits to the repository's hook settings, and the tests must pass before the agent stops.
+ */
+export function changeGates(deps: StageDeps, dir: string, branch: string, testCommand: string | undefined): Gate[] {
+  return [
+    safetyGate({
+      workspace: dir,
+      branch,
+      currentBranch: () => gitCurrentBranch(dir),
+      protectedPaths: protectedPaths(deps),
+    }),
+    pathGate(dir, { readOnly: AGENT_READ_ONLY }),
+    testsGate({
+      command: testCommand,
+      cwd: dir,
+      env: toolEnv(deps.baseEnv, dir),
+      timeoutMs: deps.config.testTimeoutMs,
+      definition: testDefinition(dir),
+    }),
+  ];
 }

@@ -1,17 +1,15 @@
 import { z } from "zod";
 import { FORGE_LABELS } from "../../../core/names.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import { stageMarker } from "../markers.ts";
 import { detectTestCommand } from "../tests-command.ts";
-import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
+import { ALL_TOOLS } from "../tools/index.ts";
 import {
-  AGENT_READ_ONLY,
   accounting,
   asData,
+  changeGates,
   checkout,
   failed,
   guidance,
-  protectedPaths,
   repoDir,
   runSession,
   type StageDeps,
@@ -77,22 +75,7 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
       .filter(Boolean)
       .join("\n\n"),
     tools: ALL_TOOLS,
-    gates: [
-      safetyGate({
-        workspace: dir,
-        branch: ref.branch,
-        currentBranch: () => gitCurrentBranch(dir),
-        protectedPaths: protectedPaths(deps),
-      }),
-      pathGate(dir, { readOnly: AGENT_READ_ONLY }),
-      testsGate({
-        command: testCommand,
-        cwd: dir,
-        env: toolEnv(deps.baseEnv, dir),
-        timeoutMs: config.testTimeoutMs,
-        definition: testDefinition(dir),
-      }),
-    ],
+    gates: changeGates(deps, dir, ref.branch, testCommand),
     cwd: dir,
     finalTool: {
       name: "report_remediation",

@@ -3,18 +3,16 @@ import { branchName } from "../../../core/names.ts";
 import type { LoopResult } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
 import type { Git } from "../git.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import { prBody } from "../pr-body.ts";
 import { detectTestCommand } from "../tests-command.ts";
-import { ALL_TOOLS, toolEnv } from "../tools/index.ts";
+import { ALL_TOOLS } from "../tools/index.ts";
 import {
-  AGENT_READ_ONLY,
   accounting,
   asData,
+  changeGates,
   failed,
   guidance,
   newGit,
-  protectedPaths,
   repoDir,
   runSession,
   type StageDeps,
@@ -82,28 +80,12 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
   const git = await prepareBranch(deps, base, branch);
   const dir = repoDir(config);
   const testCommand = detectTestCommand(dir, config.testCommand);
-  const env = toolEnv(deps.baseEnv, dir);
 
   const loop = await runSession(deps, {
     system: writeSystem(),
     prompt: writePrompt(deps, guidance(dir), testCommand),
     tools: ALL_TOOLS,
-    gates: [
-      safetyGate({
-        workspace: dir,
-        branch,
-        currentBranch: () => gitCurrentBranch(dir),
-        protectedPaths: protectedPaths(deps),
-      }),
-      pathGate(dir, { readOnly: AGENT_READ_ONLY }),
-      testsGate({
-        command: testCommand,
-        cwd: dir,
-        env,
-        timeoutMs: config.testTimeoutMs,
-        definition: testDefinition(dir),
-      }),
-    ],
+    gates: changeGates(deps, dir, branch, testCommand),
     cwd: dir,
   });
   if (loop.status !== "completed") {
