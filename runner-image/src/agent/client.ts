@@ -44,13 +44,21 @@ export async function createModelClient(cfg: ProviderConfig): Promise<ModelClien
   }
   if (cfg.provider === "vertex") {
     const { default: AnthropicVertex } = await import("@anthropic-ai/vertex-sdk");
-    const client = new AnthropicVertex({
-      ...common,
-      region: cfg.vertexRegion,
-      projectId: cfg.vertexProject,
-      ...(cfg.baseUrl ? { baseURL: cfg.baseUrl } : {}),
-    });
-    return { create: (p) => client.messages.create(p) as Promise<Message> };
+    // The Vertex client starts its Google credential lookup in the constructor and only awaits it in
+    // a request; built eagerly, a missing credential is an unhandled rejection that kills the runner
+    // before it can write a result. Built on first use, the lookup's failure is the request's error.
+    let client: InstanceType<typeof AnthropicVertex> | undefined;
+    return {
+      create: (p) => {
+        client ??= new AnthropicVertex({
+          ...common,
+          region: cfg.vertexRegion,
+          projectId: cfg.vertexProject,
+          ...(cfg.baseUrl ? { baseURL: cfg.baseUrl } : {}),
+        });
+        return client.messages.create(p) as Promise<Message>;
+      },
+    };
   }
   const client = new Anthropic({
     ...common,
