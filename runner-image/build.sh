@@ -70,6 +70,9 @@ mkdir -p "$dist"
 banner="import { createRequire as __agentfactoryCreateRequire } from 'node:module'; const require = __agentfactoryCreateRequire(import.meta.url);"
 esbuild "$entry" --bundle --platform=node --format=esm --target=node24 --outfile="$dist/runner.mjs" \
   --banner:js="$banner" --sourcemap --sources-content=false --legal-comments=none --log-level=warning
+# The safety gate's shell grammar (tree-sitter) is WebAssembly: its two modules sit beside the bundles,
+# where runner-image/src/hooks/shell-parse.ts looks first.
+cp node_modules/web-tree-sitter/web-tree-sitter.wasm node_modules/tree-sitter-bash/tree-sitter-bash.wasm "$dist/"
 hook=runner-image/bin/agentfactory-hook
 bundle_hook() {
   # esbuild reads it from stdin (an extension-less file gives it no loader to pick), resolving imports

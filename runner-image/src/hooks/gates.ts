@@ -13,10 +13,10 @@ export function safetyGate(
     name: "safety",
     event: "PreToolUse",
     matcher: "Bash",
-    check(input) {
+    async check(input) {
       const command = commandOf(input);
       const currentBranch = /\bpush\b/.test(command) ? options.currentBranch?.() : undefined;
-      const verdict = checkCommand(command, { ...options, currentBranch });
+      const verdict = await checkCommand(command, { ...options, currentBranch });
       return verdict.allowed
         ? { block: false }
         : { block: true, reason: `Blocked by the AgentFactory safety gate: ${verdict.reason}. Command: ${command}` };

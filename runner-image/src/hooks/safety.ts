@@ -1,10 +1,17 @@
 import path from "node:path";
-import { parseShell, type SimpleCommand } from "./shell-parse.ts";
+import { parseShell, type SimpleCommand, type Word } from "./shell-parse.ts";
 
 /**
- * The Bash safety gate: decides whether a shell command may run. It parses the command (quotes,
- * pipelines, substitutions, `sh -c`, `eval`) and checks each simple command, and also matches the raw
- * text for things that survive any parsing (SQL, credential paths, secret variables).
+ * The Bash safety gate: decides whether a shell command may run. It reads the command with a real
+ * shell grammar (shell-parse.ts) and fails closed: a line the grammar cannot read, a command word that
+ * is not a literal, `eval`/`source` of generated text, decoded or downloaded text piped into an
+ * interpreter, and inline interpreter code that reaches the network or the environment are refused.
+ * Text rules (SQL, credential paths) apply where text is code or a path, not to every word, so an
+ * ordinary `rg 'process.env' src` passes.
+ *
+ * It is defence in depth, not the boundary: in the runner the agent's commands also run as another
+ * user in a sandbox without credentials. Used alone as a repository's Claude Code hook it only guards
+ * against accidents (docs/security.md).
  */
 export interface SafetyOptions {
   /** Absolute path of the workspace; destructive operations are confined to it (and /tmp). */
@@ -22,40 +29,21 @@ export type SafetyVerdict = { allowed: true } | { allowed: false; reason: string
 const ALLOW: SafetyVerdict = { allowed: true };
 const deny = (reason: string): SafetyVerdict => ({ allowed: false, reason });
 
-/** Raw-text rules: [pattern, reason]. Case-insensitive unless the pattern says otherwise. */
-const TEXT_RULES: [RegExp, string][] = [
-  [/\bdrop\s+(table|database|schema|view|index|collection|keyspace|owned)\b/i, "drops a database object"],
-  [/\btruncate\s+table\b|\bTRUNCATE\s+[A-Za-z_"`]/i, "truncates a table"],
-  [/\bdelete\s+from\s+[`"\w.]+(?![^;]*\bwhere\b)/im, "DELETE without a WHERE clause"],
-  [/\bwhere\s+(1\s*=\s*1|true|'(\w*)'\s*=\s*'\2'|1)\s*(;|$|["')])/im, "a WHERE clause that matches every row"],
-  [/\bupdate\s+[`"\w.]+\s+set\s+(?![^;]*\bwhere\b)/im, "UPDATE without a WHERE clause"],
-  [/\bdetach\s+delete\b(?![^;]*\bwhere\b)/i, "graph-wide DETACH DELETE"],
-  [/\bflush(all|db)\b/i, "flushes a Redis database"],
-  [
-    /\.dropDatabase\s*\(|\.drop\s*\(\s*\)|\.(deleteMany|remove)\s*\(\s*\{\s*\}\s*\)/,
-    "drops or empties a MongoDB collection",
-  ],
-  [/\b(db:drop|db:reset|migrate\s+reset|migrate:fresh|schema:drop)\b/i, "drops or resets a database"],
-  [/\bmanage\.py\s+(flush|reset_db)\b/i, "empties the database"],
-  [/:\(\)\s*\{.*:\s*\|\s*:.*\}/, "fork bomb"],
+type Rule = [RegExp, string];
+const first = (rules: Rule[], text: string): SafetyVerdict => {
+  for (const [pattern, reason] of rules) if (pattern.test(text)) return deny(reason);
+  return ALLOW;
+};
+
+/** Paths no command may touch: checked on every word, redirect target and piece of inline code. */
+const PATH_RULES: Rule[] = [
   [/\/dev\/(tcp|udp)\//, "raw network socket (reverse shell)"],
   [
     /\/proc\/(self|thread-self|\d+|\*|\$\w+|\$\{\w+\}|[^/\s]*\*[^/\s]*)\//,
     "reads another process's memory or environment via /proc",
   ],
   [/\/proc\/\S*environ|\/environ\b/, "reads a process environment"],
-  [
-    /\$\{?!?[A-Za-z_]*(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)[A-Za-z0-9_]*/i,
-    "references a secret variable",
-  ],
-  [/\$\{?AWS_[A-Za-z0-9_]+/, "references an AWS credential variable"],
-  [/\bprocess\.env\b(?!\.[A-Za-z_]|\[["'`])/, "dumps the process environment"],
-  [/\bos\.environ\b(?!\s*\[|\.get\b)|\bENV\.to_h\b|\bSystem\.getenv\(\s*\)/, "dumps the process environment"],
   [/(^|[^\w.-])\.ssh\b|\bid_(rsa|dsa|ecdsa|ed25519)\b/, "reads SSH keys"],
-  [
-    /\b(rmtree|rmSync|rmdirSync|removeSync|remove_dir_all)\(\s*['"]?(\/|~|\$HOME|\.\.)/,
-    "deletes outside the workspace",
-  ],
   [
     /\.aws\/(credentials|config)|\.netrc\b|\.git-credentials|\.docker\/config\.json|\.kube\/config|\.pypirc\b/,
     "reads a credential file",
@@ -68,37 +56,137 @@ const TEXT_RULES: [RegExp, string][] = [
     /\/(var\/)?run\/secrets\b|\/etc\/(shadow|gshadow|sudoers)\b|\/dev\/termination-log/,
     "touches a protected system path",
   ],
+];
+
+/** Rules for text that is code: inline interpreter code, a database client's query, an interpreter's stdin. */
+const CODE_RULES: Rule[] = [
+  [/\bdrop\s+(table|database|schema|view|index|collection|keyspace|owned)\b/i, "drops a database object"],
+  [/\btruncate\s+table\b|\bTRUNCATE\s+[A-Za-z_"`]/i, "truncates a table"],
+  [/\bdelete\s+from\s+[`"\w.]+(?![^;]*\bwhere\b)/im, "DELETE without a WHERE clause"],
+  [/\bwhere\s+(1\s*=\s*1|true|'(\w*)'\s*=\s*'\2'|1)\s*(;|$|["')])/im, "a WHERE clause that matches every row"],
+  [/\bupdate\s+[`"\w.]+\s+set\s+(?![^;]*\bwhere\b)/im, "UPDATE without a WHERE clause"],
+  [/\bdetach\s+delete\b(?![^;]*\bwhere\b)/i, "graph-wide DETACH DELETE"],
+  [/\bflush(all|db)\b/i, "flushes a Redis database"],
   [
-    /\bcredential\.helper\b|\bextraheader\b|\bgit\s+credential\b|\bGIT_ASKPASS\b|\bGIT_CONFIG_(VALUE|KEY|COUNT)/i,
-    "reads git credentials",
+    /\.dropDatabase\s*\(|\.drop\s*\(\s*\)|\.(deleteMany|remove)\s*\(\s*\{\s*\}\s*\)/,
+    "drops or empties a MongoDB collection",
+  ],
+  [
+    /\b(rmtree|rmSync|rmdirSync|removeSync|remove_dir_all)\(\s*['"]?(\/|~|\$HOME|\.\.)/,
+    "deletes outside the workspace",
   ],
 ];
 
-const DOWNLOADERS = new Set(["curl", "wget", "fetch", "http", "https", "aria2c"]);
-const INTERPRETERS = new Set([
-  "sh",
-  "bash",
-  "zsh",
-  "dash",
-  "ksh",
-  "fish",
-  "source",
-  ".",
-  "python",
-  "python2",
-  "python3",
-  "node",
-  "perl",
-  "ruby",
-  "php",
-  "deno",
-  "bun",
-  "eval",
+const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL|^AWS_|ASKPASS)/i;
+
+/** Inline code given to an interpreter: the network, other programs and the environment are off limits. */
+const INLINE_RULES: Rule[] = [
+  [
+    /\b(fetch|XMLHttpRequest|WebSocket|EventSource)\s*\(|\b(https?|http2|net|dgram|tls|dns)\.(request|get|connect|createConnection|Socket|lookup)\b/,
+    "inline code that reaches the network",
+  ],
+  [/['"`](node:)?(https?|http2|net|dgram|tls|dns|undici)['"`]/, "inline code that reaches the network"],
+  [
+    /\b(socket|urllib\d?|requests|httpx|aiohttp|http\.client|ftplib|smtplib|telnetlib|paramiko)\b|IO::Socket|\bLWP\b|HTTP::Tiny|Net::HTTP|open-uri|TCPSocket|fsockopen|curl_init/,
+    "inline code that reaches the network",
+  ],
+  [
+    /child_process|\bsubprocess\b|\bos\.(system|popen|exec\w*|spawn\w*)\b|\bpty\.spawn\b|\b(system|exec|spawn|popen|passthru|shell_exec|proc_open)\s*\(|`[^`]*`|\bDeno\.(run|Command)\b|\bBun\.(spawn|\$)/,
+    "inline code that runs other programs (out of the gate's sight)",
+  ],
+  [
+    /\bprocess\.env\b(?!\s*\.\s*[A-Za-z_]|\s*\[\s*["'`])|\bos\.environ\b(?!\s*\[|\.get\b)|\bos\.environ\.(copy|items|keys|values)\b|%ENV\b|\bENV\.(to_h|to_a|each|keys|values|inspect)\b|\bSystem\.getenv\(\s*\)|\bgetenv\(\s*\)|\bDeno\.env\.toObject\b|\bBun\.env\b(?!\.\w)/,
+    "inline code that dumps the environment",
+  ],
+];
+
+/** Tasks that drop or reset a database, wherever they appear as arguments. */
+const TASK_RULES: Rule[] = [
+  [/\b(db:drop|db:reset|migrate\s+reset|migrate:fresh|migrate:reset|schema:drop)\b/i, "drops or resets a database"],
+  [/\bmanage\.py\s+(flush|reset_db)\b/i, "empties the database"],
+];
+
+const DOWNLOADERS = new Set(["curl", "wget", "fetch", "http", "https", "aria2c", "nc", "ncat", "netcat", "socat"]);
+const SHELLS = new Set(["sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "mksh"]);
+/** Interpreter → the options that take inline code. */
+const INLINE: Record<string, RegExp> = {
+  node: /^(-e|--eval|-p|--print)$/,
+  nodejs: /^(-e|--eval|-p|--print)$/,
+  python: /^-[A-Za-z]*c$/,
+  python2: /^-[A-Za-z]*c$/,
+  python3: /^-[A-Za-z]*c$/,
+  perl: /^-[A-Za-z]*[eE]$/,
+  ruby: /^-[A-Za-z]*e$/,
+  php: /^-[A-Za-z]*r$/,
+  bun: /^(-e|--eval|-p|--print)$/,
+  deno: /^eval$/,
+  lua: /^-e$/,
+  Rscript: /^-e$/,
+  osascript: /^-e$/,
+};
+const INTERPRETERS = new Set([...SHELLS, ...Object.keys(INLINE), "source", ".", "eval", "xargs"]);
+const DB_CLIENTS = new Set([
+  "psql",
+  "mysql",
+  "mariadb",
+  "sqlite3",
+  "sqlcmd",
+  "cqlsh",
+  "mongo",
+  "mongosh",
+  "redis-cli",
+  "cypher-shell",
+  "clickhouse-client",
+  "duckdb",
 ]);
-const SHELLS = new Set(["sh", "bash", "zsh", "dash", "ksh", "fish"]);
+/** Commands that only read or print their arguments: task rules do not apply to what they mention. */
+const READERS = new Set([
+  "grep",
+  "egrep",
+  "rg",
+  "ag",
+  "ack",
+  "cat",
+  "less",
+  "more",
+  "head",
+  "tail",
+  "echo",
+  "printf",
+  "wc",
+  "git",
+  "ls",
+  "find",
+  "diff",
+  "jq",
+  "sed",
+  "awk",
+]);
 const KEYWORDS = new Set(["do", "then", "else", "elif", "if", "while", "until", "!", "{", "time"]);
-const WRAPPERS = new Set(["command", "builtin", "exec", "nohup", "time", "nice", "ionice", "stdbuf", "unbuffer"]);
-const PRIVILEGE = new Set(["sudo", "su", "doas", "pkexec", "runuser", "chroot", "nsenter", "unshare"]);
+const WRAPPERS = new Set([
+  "command",
+  "builtin",
+  "exec",
+  "nohup",
+  "time",
+  "nice",
+  "ionice",
+  "stdbuf",
+  "unbuffer",
+  "setsid",
+]);
+const PRIVILEGE = new Set([
+  "sudo",
+  "su",
+  "doas",
+  "pkexec",
+  "runuser",
+  "chroot",
+  "nsenter",
+  "unshare",
+  "capsh",
+  "setpriv",
+]);
 const ALWAYS_BLOCKED: Record<string, string> = {
   mkfs: "formats a filesystem",
   fdisk: "partitions a disk",
@@ -120,57 +208,140 @@ const ALWAYS_BLOCKED: Record<string, string> = {
   printenv: "prints the environment",
   compgen: "lists variables",
   iptables: "changes the firewall",
+  gdb: "attaches a debugger",
+  strace: "traces another process",
+  ltrace: "traces another process",
 };
+/** Variables that change how the programs a command starts behave. */
+const RISKY_ASSIGNMENT =
+  /^(GIT_CONFIG_\w*|GIT_ASKPASS|SSH_ASKPASS|GIT_SSH(_COMMAND)?|GIT_EXEC_PATH|GIT_DIR|LD_PRELOAD|LD_AUDIT|BASH_ENV|ENV|PROMPT_COMMAND)$/;
 const PUBLISH = /^(npm|yarn|pnpm|cargo|gem|twine|poetry|docker|podman)$/;
+/** A command word the gate can judge: plain text, as a person would type a program's name. */
+const PLAIN_NAME = /^[A-Za-z0-9_./+@%:,~-]+$/;
+
+interface WalkState {
+  cwdDepth: number;
+  leftWorkspace: boolean;
+}
 
 /**
  * Checks one shell command.
  *
- * @example checkCommand("rm -rf /", { workspace: "/workspace" }) // { allowed: false, reason: "…" }
+ * @example await checkCommand("rm -rf /", { workspace: "/workspace" }) // { allowed: false, reason: "…" }
  */
-export function checkCommand(command: string, options: SafetyOptions = {}, depth = 0): SafetyVerdict {
+export async function checkCommand(command: string, options: SafetyOptions = {}, depth = 0): Promise<SafetyVerdict> {
   if (depth > 4) return deny("command nesting too deep to analyse");
-  for (const [pattern, reason] of TEXT_RULES) if (pattern.test(command)) return deny(reason);
+  if (/:\(\)\s*\{.*:\s*\|\s*:.*\}/.test(command)) return deny("fork bomb");
   for (const file of options.protectedPaths ?? [])
     if (file && (command.includes(file) || command.includes(path.basename(file))))
       return deny("touches the runner's credential files");
-  const parsed = parseShell(command);
-  for (const body of parsed.nested) {
-    const v = checkCommand(body, options, depth + 1);
-    if (!v.allowed) return v;
+  const parsed = await parseShell(command);
+  if (parsed.error) return deny("the shell grammar cannot read this command; write it more plainly");
+  for (const e of parsed.expansions) {
+    if (/^\$\{!/.test(e)) return deny("lists variables by name");
+    const name = /^\$\{?#?([A-Za-z_][A-Za-z0-9_]*)/.exec(e)?.[1];
+    if (name && SECRET_NAME.test(name)) return deny("references a secret variable");
   }
-  const state = { cwdDepth: 0, leftWorkspace: false };
+  const state: WalkState = { cwdDepth: 0, leftWorkspace: false };
   for (const pipeline of parsed.pipelines) {
-    const names = pipeline.map((c) => commandName(unwrap(c.argv)));
-    const download = names.findIndex((n) => DOWNLOADERS.has(n));
-    if (download >= 0 && names.slice(download + 1).some((n) => INTERPRETERS.has(n) || n === "xargs"))
-      return deny("pipes a download into an interpreter (curl | sh)");
-    for (const cmd of pipeline) {
-      const v = checkSimple(cmd, options, state, depth, parsed.heredocs);
-      if (!v.allowed) return v;
-    }
-  }
-  if (/\b(curl|wget)\b/.test(command) && parsed.nested.some((b) => /\b(curl|wget)\b/.test(b))) {
-    const outer = parsed.pipelines.flat().map((c) => commandName(unwrap(c.argv)));
-    if (outer.some((n) => INTERPRETERS.has(n))) return deny('runs downloaded code (sh -c "$(curl …)")');
+    const v = await checkPipeline(pipeline, options, state, depth);
+    if (!v.allowed) return v;
   }
   return ALLOW;
 }
 
-/** Drops leading assignments and wrappers: `FOO=1 nice -n5 env X=y rm …` → `rm …`. */
-function unwrap(argv: string[]): string[] {
-  let args = argv;
+async function checkPipeline(
+  pipeline: SimpleCommand[],
+  options: SafetyOptions,
+  state: WalkState,
+  depth: number,
+): Promise<SafetyVerdict> {
+  for (const [i, cmd] of pipeline.entries()) {
+    const v = await checkSimple(cmd, options, state, depth);
+    if (!v.allowed) return v;
+    if (i === 0) continue;
+    const words = unwrap(cmd.words);
+    const name = commandName(words);
+    if (
+      !INTERPRETERS.has(name) ||
+      !readsCodeFromStdin(
+        name,
+        words.slice(1).map((w) => w.value),
+      )
+    )
+      continue;
+    for (const producer of pipeline.slice(0, i)) {
+      const pw = unwrap(producer.words);
+      const pn = commandName(pw);
+      if (DOWNLOADERS.has(pn)) return deny("pipes downloaded text into an interpreter (curl | sh)");
+      if (
+        isDecoder(
+          pn,
+          pw.slice(1).map((w) => w.value),
+        )
+      )
+        return deny(`pipes decoded text into an interpreter (${pn} | ${name})`);
+      if (pn === "echo" || pn === "printf") {
+        const args = pw.slice(1);
+        if (args.some((w) => w.kind !== "literal")) return deny("pipes generated text into an interpreter");
+        const text = args.map((w) => w.value).join(" ");
+        const inner = SHELLS.has(name) ? await checkCommand(text, options, depth + 1) : checkCode(text);
+        if (!inner.allowed) return inner;
+      }
+    }
+  }
+  return ALLOW;
+}
+
+function isDecoder(name: string, args: string[]): boolean {
+  const decodeFlag = args.some((a) => /^(-d|-D|--decode|-r|--reverse|-dc|-cd)$|^-[a-zA-Z]*d[a-zA-Z]*$/.test(a));
+  if (/^(base64|base32|basenc|xxd|gzip|bzip2|xz|zstd|openssl|gpg)$/.test(name)) return decodeFlag || name === "gpg";
+  return /^(uudecode|gunzip|zcat|bzcat|xzcat|unxz|zstdcat|rev|tr|iconv|hexdump)$/.test(name);
+}
+
+/** Whether an interpreter invoked with these arguments reads its program from standard input. */
+function readsCodeFromStdin(name: string, args: string[]): boolean {
+  if (name === "xargs") return true;
+  if (name === "source" || name === ".") return args.length === 0 || /^\/dev\/(stdin|fd\/0)$/.test(args[0] ?? "");
+  if (name === "eval") return false;
+  if (SHELLS.has(name) && args.some((a) => /^-[a-zA-Z]*s[a-zA-Z]*$/.test(a))) return true;
+  const inline = INLINE[name];
+  if (inline && args.some((a) => inline.test(a))) return false;
+  const operand = args.find((a) => !a.startsWith("-") || a === "-");
+  return operand === undefined || operand === "-" || /^\/dev\/(stdin|fd\/0)$/.test(operand);
+}
+
+/** Inline code or stdin text given to an interpreter (not a shell). */
+function checkCode(code: string): SafetyVerdict {
+  for (const rules of [PATH_RULES, CODE_RULES, INLINE_RULES]) {
+    const v = first(rules, code);
+    if (!v.allowed) return v;
+  }
+  const envKey =
+    /\bprocess\.env\s*(?:\.\s*|\[\s*["'`])([A-Za-z_]\w*)|\bos\.environ\s*(?:\[\s*|\.get\(\s*)["']([A-Za-z_]\w*)|\bgetenv\(\s*["']([A-Za-z_]\w*)|\bENV\s*(?:\[\s*|\{\s*)["']?([A-Za-z_]\w*)/g;
+  for (const m of code.matchAll(envKey)) {
+    const name = m.slice(1).find(Boolean) ?? "";
+    if (SECRET_NAME.test(name)) return deny("inline code that reads a secret variable");
+  }
+  return ALLOW;
+}
+
+/** Drops leading keywords and wrappers: `nice -n5 env X=y rm …` → `rm …`. */
+function unwrap(words: Word[]): Word[] {
+  let args = words;
   for (let guard = 0; guard < 10 && args.length; guard++) {
-    const first = args[0] as string;
-    const name = path.basename(first);
-    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(first) || KEYWORDS.has(first)) args = args.slice(1);
+    const head = args[0] as Word;
+    const name = path.basename(head.value);
+    if (head.kind !== "literal") break;
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(head.value) || KEYWORDS.has(head.value)) args = args.slice(1);
     else if (WRAPPERS.has(name)) {
       args = args.slice(1);
-      while (args[0] && (args[0].startsWith("-") || /^\d+$/.test(args[0]))) args = args.slice(1);
-    } else if (name === "timeout") args = args.slice(1).filter((a, i) => !(i === 0 && /^[\d.]+[smhd]?$|^-/.test(a)));
+      while (args[0] && (args[0].value.startsWith("-") || /^\d+$/.test(args[0].value))) args = args.slice(1);
+    } else if (name === "timeout")
+      args = args.slice(1).filter((a, i) => !(i === 0 && /^[\d.]+[smhd]?$|^-/.test(a.value)));
     else if (name === "env") {
       let inner = args.slice(1);
-      while (inner[0] && (inner[0].startsWith("-") || inner[0].includes("="))) inner = inner.slice(1);
+      while (inner[0] && (inner[0].value.startsWith("-") || inner[0].value.includes("="))) inner = inner.slice(1);
       if (!inner.length) break; // bare `env`: prints the environment
       args = inner;
     } else break;
@@ -178,31 +349,55 @@ function unwrap(argv: string[]): string[] {
   return args;
 }
 
-function commandName(argv: string[]): string {
-  const first = argv[0] ?? "";
-  const base = path.basename(first);
+function commandName(words: Word[]): string {
+  const base = path.basename(words[0]?.value ?? "");
   return /^mkfs/.test(base) ? "mkfs" : base;
 }
 
-function checkSimple(
+const literalWords = (argv: string[]): Word[] => argv.map((value) => ({ value, kind: "literal" }));
+
+async function checkSimple(
   cmd: SimpleCommand,
   options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
+  state: WalkState,
   depth: number,
-  heredocs: string[],
-): SafetyVerdict {
-  for (const r of cmd.redirects) {
-    if (r.op.startsWith(">") || r.op === "&>") {
-      if (!isSafeWriteTarget(r.target, options, state)) return deny(`writes outside the workspace (${r.target})`);
-    }
+): Promise<SafetyVerdict> {
+  for (const a of cmd.assignments) {
+    if (RISKY_ASSIGNMENT.test(a.name)) return deny(`sets ${a.name}, which changes how programs run`);
+    if (
+      a.name === "NODE_OPTIONS" &&
+      /--(inspect|require|import|experimental-loader|loader)|(^|\s)-r\b/.test(a.value.value)
+    )
+      return deny("NODE_OPTIONS that loads code or opens the inspector");
+    const v = first(PATH_RULES, a.value.value);
+    if (!v.allowed) return v;
   }
-  const argv = unwrap(cmd.argv);
-  const name = commandName(argv);
-  const args = argv.slice(1);
-  if (!name) return ALLOW;
+  for (const r of cmd.redirects) {
+    const v = first(PATH_RULES, r.target.value);
+    if (!v.allowed) return v;
+    if ((r.op.startsWith(">") || r.op === "&>" || r.op === "&>>") && !isSafeWriteTarget(r.target, options, state))
+      return deny(`writes outside the workspace (${r.target.value})`);
+  }
+  for (const w of cmd.words) {
+    const v = first(PATH_RULES, w.value);
+    if (!v.allowed) return v;
+  }
+  if (!cmd.words.length) return ALLOW;
+  const words = unwrap(cmd.words);
+  const head = words[0];
+  if (!head) return ALLOW;
+  if (head.kind !== "literal" || !PLAIN_NAME.test(head.value))
+    return deny(`the command word is not a literal (${head.value}); write the command's name plainly`);
+  const name = commandName(words);
+  const args = words.slice(1).map((w) => w.value);
+  const argWords = words.slice(1);
   if (PRIVILEGE.has(name)) return deny(`privilege escalation (${name})`);
   const fixed = ALWAYS_BLOCKED[name];
   if (fixed) return deny(fixed);
+  if (!READERS.has(name)) {
+    const v = first(TASK_RULES, args.join(" "));
+    if (!v.allowed) return v;
+  }
   if (name === "env" && args.every((a) => a.startsWith("-"))) return deny("prints the environment");
   if (
     (name === "export" || name === "declare" || name === "typeset") &&
@@ -210,43 +405,61 @@ function checkSimple(
   )
     return deny("prints the environment");
   if (name === "set" && args.length === 0) return deny("prints the environment");
-  if (SHELLS.has(name) || name === "eval") {
-    const script = name === "eval" ? args.join(" ") : shellScriptArg(args);
-    if (script !== undefined) return checkCommand(script, options, depth + 1);
-    if (args.length === 0 || args.every((a) => a.startsWith("-") || a.startsWith("<<")))
-      for (const body of heredocs) {
-        const v = checkCommand(body, options, depth + 1);
-        if (!v.allowed) return v;
-      }
+  if (DB_CLIENTS.has(name)) {
+    const v = first(CODE_RULES, [...args, cmd.stdin?.value ?? ""].join("\n"));
+    if (!v.allowed) return v;
+  }
+  if (name === "eval") {
+    if (argWords.some((w) => w.kind !== "literal")) return deny("eval of generated text");
+    return checkCommand(args.join(" "), options, depth + 1);
+  }
+  if (name === "source" || name === ".") {
+    const file = argWords[0];
+    if (file?.kind !== "literal" || /^\/(dev|proc)\//.test(file.value)) return deny("source of generated text");
+  }
+  if (SHELLS.has(name)) {
+    const at = args.findIndex((a) => /^-[a-z]*c[a-z]*$/i.test(a));
+    if (at >= 0 && args.slice(0, at).every((a) => a.startsWith("-"))) {
+      const script = argWords[at + 1];
+      if (!script) return ALLOW;
+      if (script.kind === "dynamic") return deny(`runs generated code (${name} -c with expanded text)`);
+      return checkCommand(script.value, options, depth + 1);
+    }
+    const v = await checkStdinProgram(name, argWords, cmd, options, depth);
+    if (!v.allowed) return v;
+  }
+  const inline = INLINE[name];
+  if (inline) {
+    const at = args.findIndex((a) => inline.test(a));
+    const code = at >= 0 ? argWords[at + 1] : undefined;
+    if (code) {
+      if (code.kind === "dynamic") return deny(`runs generated code (${name} given expanded inline code)`);
+      const v = checkCode(code.value);
+      if (!v.allowed) return v;
+    } else {
+      const v = await checkStdinProgram(name, argWords, cmd, options, depth);
+      if (!v.allowed) return v;
+    }
   }
   if (name === "xargs") {
     let at = 0;
     while (at < args.length && (args[at] as string).startsWith("-"))
       at += /^-[nIPLsdE]$/.test(args[at] as string) ? 2 : 1;
-    const inner = args.slice(at);
-    if (commandName(inner) === "rm" && inner.some((a) => /^-[a-zA-Z]*[rR]/.test(a)))
+    const inner = argWords.slice(at);
+    if (commandName(inner) === "rm" && inner.some((a) => /^-[a-zA-Z]*[rR]/.test(a.value)))
       return deny("recursive delete of paths read from input");
-    return checkSimple({ argv: inner, redirects: [] }, options, state, depth, []);
+    return checkSimple({ words: inner, assignments: [], redirects: [] }, options, state, depth);
   }
-  if (name === "cd") return trackCd(args[0], options, state);
-  if (name === "rm" || name === "rmdir" || name === "unlink") return checkRm(args, options, state);
-  if (name === "find") return checkFind(args, options, state, depth);
+  if (name === "cd") return trackCd(argWords[0], options, state);
+  if (name === "rm" || name === "rmdir" || name === "unlink") return checkRm(argWords, options, state);
+  if (name === "find") return checkFind(argWords, options, state, depth);
   if (name === "dd" && args.some((a) => /^of=\/dev\/(?!null)/.test(a))) return deny("writes to a raw device");
-  if (
-    name === "chmod" ||
-    name === "chown" ||
-    name === "chgrp" ||
-    name === "chattr" ||
-    name === "mv" ||
-    name === "ln" ||
-    name === "truncate" ||
-    name === "cp"
-  ) {
-    const targets = operands(args);
+  if (["chmod", "chown", "chgrp", "chattr", "mv", "ln", "truncate", "cp"].includes(name)) {
+    const targets = operands(argWords);
     const bad = (name === "cp" || name === "ln" ? targets.slice(-1) : targets).find(
       (t) => !isInsideWorkspace(t, options, state),
     );
-    if (bad) return deny(`${name} outside the workspace (${bad})`);
+    if (bad) return deny(`${name} outside the workspace (${bad.value})`);
   }
   if (name === "kill" && ["-1", "1"].includes(args.filter((a) => a !== "--").at(-1) ?? ""))
     return deny("kills every process");
@@ -256,35 +469,45 @@ function checkSimple(
     return deny("reverse shell");
   if (name === "socat" && args.some((a) => /exec:|system:/i.test(a))) return deny("reverse shell");
   if (name === "git") return checkGit(args, options);
+  // A script named by a substitution (`bash <(curl …)`, `python3 $(…)`) is generated code.
+  if (INTERPRETERS.has(name) && argWords.some((w) => w.kind === "dynamic" && /^[<>]\(|\$\(|`/.test(w.value)))
+    return deny(`runs generated code (${name} given a substituted script)`);
   return ALLOW;
 }
 
-/** The script of `sh -c 'script'` (the first operand after an option cluster containing c). */
-function shellScriptArg(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (/^-[a-z]*c[a-z]*$/i.test(a)) return args[i + 1] ?? "";
-    if (!a.startsWith("-")) return undefined;
-  }
-  return undefined;
+/** A shell or interpreter reading its program from a heredoc or here-string: judge that program. */
+async function checkStdinProgram(
+  name: string,
+  args: Word[],
+  cmd: SimpleCommand,
+  options: SafetyOptions,
+  depth: number,
+): Promise<SafetyVerdict> {
+  if (
+    !cmd.stdin ||
+    !readsCodeFromStdin(
+      name,
+      args.map((w) => w.value),
+    )
+  )
+    return ALLOW;
+  if (cmd.stdin.kind === "dynamic") return deny(`runs generated code (${name} fed expanded text)`);
+  return SHELLS.has(name) ? checkCommand(cmd.stdin.value, options, depth + 1) : checkCode(cmd.stdin.value);
 }
 
-function operands(args: string[]): string[] {
-  const dash = args.indexOf("--");
-  if (dash >= 0) return [...args.slice(0, dash).filter((a) => !a.startsWith("-")), ...args.slice(dash + 1)];
-  return args.filter((a) => !a.startsWith("-"));
+function operands(args: Word[]): Word[] {
+  const dash = args.findIndex((a) => a.value === "--");
+  if (dash >= 0) return [...args.slice(0, dash).filter((a) => !a.value.startsWith("-")), ...args.slice(dash + 1)];
+  return args.filter((a) => !a.value.startsWith("-"));
 }
 
 const TMP_PREFIXES = ["/tmp/", "/var/tmp/"];
 
 /** Whether a path (as written in the command) stays inside the workspace or a temp dir. */
-function isInsideWorkspace(
-  target: string,
-  options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
-): boolean {
-  if (target.startsWith("~") || /^\$\{?HOME\b/.test(target)) return false;
-  if (target.startsWith("$") || target.includes("$(…)")) return false;
+function isInsideWorkspace(word: Word, options: SafetyOptions, state: WalkState): boolean {
+  const target = word.value;
+  if (word.kind === "dynamic" && /[$`]|^[<>]\(/.test(target)) return false;
+  if (target.startsWith("~")) return false;
   if (target.startsWith("/")) {
     const norm = path.posix.normalize(target);
     if (TMP_PREFIXES.some((p) => norm.startsWith(p))) return true;
@@ -298,27 +521,20 @@ function isInsideWorkspace(
   return !(norm === ".." || norm.startsWith("../")) || ups <= state.cwdDepth;
 }
 
-function isSafeWriteTarget(
-  target: string,
-  options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
-): boolean {
-  if (/^\/dev\/(null|stdout|stderr|fd\/[12])$/.test(target)) return true;
-  if (/^\d+$|^-$/.test(target)) return true; // `>&2`
-  return isInsideWorkspace(target, options, state);
+function isSafeWriteTarget(word: Word, options: SafetyOptions, state: WalkState): boolean {
+  if (/^\/dev\/(null|stdout|stderr|fd\/[12])$/.test(word.value)) return true;
+  if (/^\d+$|^-$/.test(word.value)) return true; // `>&2`
+  return isInsideWorkspace(word, options, state);
 }
 
-function trackCd(
-  target: string | undefined,
-  options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
-): SafetyVerdict {
-  if (!target || target === "-") return ALLOW;
-  if (target.startsWith("/") && !isInsideWorkspace(target, options, state)) {
+function trackCd(word: Word | undefined, options: SafetyOptions, state: WalkState): SafetyVerdict {
+  const target = word?.value;
+  if (!word || !target || target === "-") return ALLOW;
+  if (target.startsWith("/") && !isInsideWorkspace(word, options, state)) {
     state.leftWorkspace = true; // reading elsewhere is fine; destructive relative paths then are not
     return ALLOW;
   }
-  if (target.startsWith("~") || target.startsWith("$")) {
+  if (target.startsWith("~") || word.kind === "dynamic") {
     state.leftWorkspace = true;
     return ALLOW;
   }
@@ -336,17 +552,13 @@ function trackCd(
   return ALLOW;
 }
 
-function checkRm(
-  args: string[],
-  options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
-): SafetyVerdict {
-  const recursive = args.some((a) => /^-[a-zA-Z]*[rR]/.test(a) || a === "--recursive");
-  const targets = operands(args);
-  for (const t of targets) {
+function checkRm(args: Word[], options: SafetyOptions, state: WalkState): SafetyVerdict {
+  const recursive = args.some((a) => /^-[a-zA-Z]*[rR]/.test(a.value) || a.value === "--recursive");
+  for (const w of operands(args)) {
+    const t = w.value;
     const norm = path.posix.normalize(t.replace(/\/+$/, "") || "/");
     if (norm === "/" || /^\/\*?$/.test(t) || t === "/*") return deny("deletes the root filesystem");
-    if (!isInsideWorkspace(t, options, state)) return deny(`deletes outside the workspace (${t})`);
+    if (!isInsideWorkspace(w, options, state)) return deny(`deletes outside the workspace (${t})`);
     if (/(^|\/)\.git(\/|$)/.test(norm)) return deny("deletes the git repository");
     if (recursive && (/^(\.|\*|\.\*|\.\/\*|\*\.\*)$/.test(norm) || t === "./" || norm === options.workspace))
       return deny("deletes the whole workspace");
@@ -354,35 +566,32 @@ function checkRm(
   return ALLOW;
 }
 
-function checkFind(
-  args: string[],
+async function checkFind(
+  args: Word[],
   options: SafetyOptions,
-  state: { cwdDepth: number; leftWorkspace: boolean },
+  state: WalkState,
   depth: number,
-): SafetyVerdict {
+): Promise<SafetyVerdict> {
+  const values = args.map((a) => a.value);
   const destructive =
-    args.some((a) => a === "-delete") ||
-    args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && /(^|\/)(rm|shred|unlink|mv)$/.test(args[i + 1] ?? ""));
-  const firstExpr = args.findIndex((a) => a.startsWith("-") || a === "(" || a === "!");
+    values.includes("-delete") ||
+    values.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && /(^|\/)(rm|shred|unlink|mv)$/.test(values[i + 1] ?? ""));
+  const firstExpr = values.findIndex((a) => a.startsWith("-") || a === "(" || a === "!");
   const starts = firstExpr < 0 ? args : args.slice(0, firstExpr);
   if (destructive) {
-    for (const s of starts.length ? starts : ["."]) {
-      if (!isInsideWorkspace(s, options, state)) return deny(`deletes files outside the workspace (find ${s})`);
+    for (const s of starts.length ? starts : literalWords(["."])) {
+      if (!isInsideWorkspace(s, options, state)) return deny(`deletes files outside the workspace (find ${s.value})`);
     }
-    if (args.some((a) => a === ".git" || a.includes(".git/"))) return deny("deletes the git repository");
+    if (values.some((a) => a === ".git" || a.includes(".git/"))) return deny("deletes the git repository");
   }
-  const execAt = args.findIndex((a) => /^-(exec|execdir)$/.test(a));
+  const execAt = values.findIndex((a) => /^-(exec|execdir|ok|okdir)$/.test(a));
   if (execAt >= 0) {
-    const end = args.findIndex((a, i) => i > execAt && (a === ";" || a === "+" || a === "\\;"));
-    const inner = args.slice(execAt + 1, end < 0 ? undefined : end).filter((a) => a !== "{}");
-    const v = checkCommand(inner.map(quote).join(" "), options, depth + 1);
+    const end = values.findIndex((a, i) => i > execAt && (a === ";" || a === "+" || a === "\\;"));
+    const inner = args.slice(execAt + 1, end < 0 ? undefined : end).filter((a) => a.value !== "{}");
+    const v = await checkSimple({ words: inner, assignments: [], redirects: [] }, options, { ...state }, depth + 1);
     if (!v.allowed) return v;
   }
   return ALLOW;
-}
-
-function quote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`;
 }
 
 const GIT_GLOBAL_WITH_VALUE = new Set(["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"]);
