@@ -115,6 +115,38 @@ describe("riskTier", () => {
   });
 });
 
+describe("ALWAYS_HIGH: built-in high-risk paths", () => {
+  const lax = parseRiskPolicy({
+    version: "1",
+    riskTierRules: { low: ["**", ".claude/**", ".github/**"] },
+    mergePolicy: { low: { requiredChecks: ["risk-policy-gate"] } },
+  });
+  it.each([
+    [".claude/settings.json", ".claude/settings.json"],
+    [".claude/hooks/check.sh", ".claude/hooks/check.sh"],
+    [".claude/rules/patterns.md", ".claude/rules/patterns.md"],
+    ["nested project settings", "packages/app/.claude/settings.local.json"],
+    ["a workflow", ".github/workflows/ci.yml"],
+  ])("%s is high even when the policy says low, with every check and a human", (_name, file) => {
+    const d = riskTier(["README.md", file], lax);
+    expect(d).toMatchObject({ tier: "high", humanApprovalRequired: true });
+    expect(d.requiredChecks).toEqual(["risk-policy-gate", "tests", "claude-review", "spec-audit"]);
+    expect(d.matches.find((m) => m.file === file)?.tier).toBe("high");
+  });
+
+  it("uses the policy's own high rule when it has one", () => {
+    const d = riskTier([".github/workflows/ci.yml"], policy);
+    expect(d.tier).toBe("high");
+    expect(d.requiredChecks).toEqual(policy.mergePolicy.high?.requiredChecks);
+    expect(d.matches[0]?.pattern).toBe(".github/workflows/**");
+  });
+
+  it("leaves look-alikes alone", () => {
+    for (const file of [".github/CODEOWNERS", "docs/.github/workflows/x.yml", ".claude-notes.md", "claude/x"])
+      expect(riskTier([file], lax).tier, file).toBe("low");
+  });
+});
+
 /** A policy document being broken on purpose. */
 type Draft = {
   version?: unknown;

@@ -17,11 +17,20 @@ import { RiskTier } from "./result.ts";
  *   directory shows up in a diff as the bare path).
  * - Negations (`!x`) and comments (`#x`) are rejected: each list only ever adds matches.
  * - The highest tier wins; files that match no pattern are low; an empty change list is low.
+ * - {@link ALWAYS_HIGH} paths are high whatever the policy lists. When the policy has no `high` merge
+ *   rule, such a change requires every check and a human ({@link STRICTEST_RULE}).
  */
 
 /** Checks the review stage knows how to run; a policy naming any other is rejected at load time. */
 export const RiskCheck = z.enum(["risk-policy-gate", "tests", "claude-review", "spec-audit"]);
 export type RiskCheck = z.infer<typeof RiskCheck>;
+
+/**
+ * Built in, not configurable: the agent's own hooks, settings and rules (`.claude/`, at any depth: Claude
+ * Code reads nested ones too) and CI workflows (they run with the repository's secrets). A policy on the
+ * branch under review cannot lower them, and neither can a policy that forgot them.
+ */
+export const ALWAYS_HIGH = ["**/.claude/**", ".github/workflows/**"] as const;
 
 /** Highest first: the order in which a file's tier is decided. */
 export const TIERS_HIGH_FIRST = ["high", "medium", "low"] as const satisfies readonly RiskTier[];
@@ -78,6 +87,9 @@ export const RiskPolicySchema = z
   });
 
 export type RiskPolicy = z.output<typeof RiskPolicySchema>;
+
+/** The merge rule of a tier the policy does not define (only reachable through {@link ALWAYS_HIGH}). */
+export const STRICTEST_RULE = { requiredChecks: [...RiskCheck.options], humanApprovalRequired: true } as const;
 export type RiskPolicyInput = z.input<typeof RiskPolicySchema>;
 
 /** Thrown by {@link parseRiskPolicy}; `issues` lists every problem as `path: message`. */
@@ -140,7 +152,7 @@ export function riskTier(files: string[], policy: RiskPolicy): RiskDecision {
       }
   }
 
-  const rule = policy.mergePolicy[tier];
+  const rule = policy.mergePolicy[tier] ?? (tier === "high" ? STRICTEST_RULE : undefined);
   return {
     tier,
     blocked: blockedBy.length > 0,
@@ -154,8 +166,10 @@ export function riskTier(files: string[], policy: RiskPolicy): RiskDecision {
 }
 
 function firstTierMatch(file: string, policy: RiskPolicy): { tier: RiskTier; pattern: string } | undefined {
-  for (const tier of TIERS_HIGH_FIRST)
+  for (const tier of TIERS_HIGH_FIRST) {
     for (const pattern of policy.riskTierRules[tier] ?? []) if (matchesPattern(file, pattern)) return { tier, pattern };
+    if (tier === "high") for (const pattern of ALWAYS_HIGH) if (matchesPattern(file, pattern)) return { tier, pattern };
+  }
   return undefined;
 }
 
