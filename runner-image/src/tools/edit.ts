@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import { z } from "zod";
-import { display, resolveInWorkspace } from "./paths.ts";
+import { display, resolveForWrite } from "./paths.ts";
 import { type Tool, ToolError } from "./types.ts";
 
 const Input = z.object({
@@ -16,7 +16,7 @@ export const Edit: Tool<typeof Input> = {
     "Replaces an exact string in a file. old_string must match the file exactly (Read it first) and occur once, unless replace_all is true.",
   schema: Input,
   async run(input, ctx) {
-    const file = resolveInWorkspace(ctx.workspace, input.file_path);
+    const file = resolveForWrite(ctx.workspace, input.file_path);
     const text = await fs.readFile(file, "utf8").catch(() => {
       throw new ToolError(`${input.file_path} does not exist`);
     });

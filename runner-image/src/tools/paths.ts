@@ -21,6 +21,20 @@ export function resolveInWorkspace(workspace: string, file: string): string {
   return real;
 }
 
+/**
+ * {@link resolveInWorkspace} for tools that write: nothing under a `.git` directory (at any depth, in
+ * the path as given or as resolved through links), nor a `.git` file. Git metadata is never the
+ * agent's to edit: hooks, config and filters there are code that git runs.
+ */
+export function resolveForWrite(workspace: string, file: string): string {
+  const real = resolveInWorkspace(workspace, file);
+  const rel = path.relative(fs.realpathSync(workspace), real);
+  const given = path.normalize(file);
+  if ([rel, given].some((p) => p.split(/[\\/]+/).some((seg) => seg.toLowerCase() === ".git")))
+    throw new ToolError(`${file} is inside .git: git metadata cannot be written with the file tools`);
+  return real;
+}
+
 /** realpath of the longest existing prefix, with the rest appended (for files about to be created). */
 function realpathOfExisting(target: string): string {
   let existing = target;

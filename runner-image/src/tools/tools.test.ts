@@ -44,6 +44,37 @@ describe("Read / Write / Edit", () => {
     await Write.run({ file_path: "lib/deep/x.txt", content: "hello" }, ctx);
     expect(await fs.readFile(path.join(ws, "lib/deep/x.txt"), "utf8")).toBe("hello");
   });
+  it("refuses to write or edit git metadata: anything under a .git directory, or a .git file", async () => {
+    await fs.mkdir(path.join(ws, ".git/hooks"), { recursive: true });
+    await fs.mkdir(path.join(ws, "sub/.git"), { recursive: true });
+    await fs.writeFile(path.join(ws, ".git/config"), "[core]\n");
+    await fs.writeFile(path.join(ws, ".git/HEAD"), "ref: refs/heads/main\n");
+    await fs.symlink(".git/hooks", path.join(ws, "hooks-link"));
+    for (const file_path of [
+      ".git/hooks/pre-push",
+      path.join(ws, ".git/hooks/post-commit"),
+      "sub/.git/config",
+      "src/../.git/info/attributes",
+      ".GIT/hooks/pre-push",
+      ".git",
+      "sub/.git",
+      "hooks-link/pre-push",
+    ])
+      await expect(Write.run({ file_path, content: "#!/bin/sh\n" }, ctx), file_path).rejects.toThrow(/\.git/);
+    await expect(
+      Edit.run({ file_path: ".git/config", old_string: "[core]", new_string: "[core]\n\tfsmonitor = x" }, ctx),
+    ).rejects.toThrow(/\.git/);
+    await expect(
+      Edit.run({ file_path: ".git/HEAD", old_string: "main", new_string: "agent/1-x" }, ctx),
+    ).rejects.toThrow(/inside \.git/);
+    expect(await fs.readFile(path.join(ws, ".git/config"), "utf8")).toBe("[core]\n");
+    expect(await fs.readdir(path.join(ws, ".git/hooks"))).toEqual([]);
+    // Positive control: look-alikes are ordinary files.
+    await Write.run({ file_path: ".github/x.yml", content: "a" }, ctx);
+    await Write.run({ file_path: "src/.gitignore", content: "a" }, ctx);
+    await Write.run({ file_path: "docs/.git-notes", content: "a" }, ctx);
+    expect(await fs.readFile(path.join(ws, "docs/.git-notes"), "utf8")).toBe("a");
+  });
   it("edits by exact, unique replacement", async () => {
     await Edit.run({ file_path: "src/add.js", old_string: "a - b", new_string: "a + b" }, ctx);
     expect(await fs.readFile(path.join(ws, "src/add.js"), "utf8")).toContain("return a + b;");

@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { display, resolveInWorkspace } from "./paths.ts";
+import { display, resolveForWrite } from "./paths.ts";
 import type { Tool } from "./types.ts";
 
 const Input = z.object({
@@ -14,7 +14,7 @@ export const Write: Tool<typeof Input> = {
   description: "Creates or overwrites a file in the workspace with the given content.",
   schema: Input,
   async run(input, ctx) {
-    const file = resolveInWorkspace(ctx.workspace, input.file_path);
+    const file = resolveForWrite(ctx.workspace, input.file_path);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(file, input.content);
     return { content: `Wrote ${display(ctx.workspace, file)} (${input.content.split("\n").length} lines)` };
