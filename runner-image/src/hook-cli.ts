@@ -4,8 +4,9 @@ import path from "node:path";
 import { costUsd, type PriceTable, parsePriceTable } from "../../core/pricing.ts";
 import { billedUsage } from "./agent/usage.ts";
 import { secretValues } from "./config.ts";
+import { checkedOutBranch } from "./git.ts";
 import type { Gate, HookInput } from "./hooks/engine.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testsGate } from "./hooks/gates.ts";
+import { pathGate, safetyGate, testsGate } from "./hooks/gates.ts";
 import { createRedactor } from "./hooks/redact.ts";
 import { detectTestCommand } from "./tests-command.ts";
 import { toolEnv } from "./tools/index.ts";
@@ -57,7 +58,7 @@ function gateFor(name: HookGateName, project: string, env: Record<string, string
       return safetyGate({
         workspace: project,
         branch: env.AGENTFACTORY_BRANCH || undefined,
-        currentBranch: () => gitCurrentBranch(project),
+        currentBranch: () => checkedOutBranch(project),
       });
     case "paths":
       return pathGate(project);

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { runShell } from "../tools/bash.ts";
 import { truncate } from "../tools/types.ts";
@@ -103,21 +102,6 @@ function normalize(p: string): string {
     else if (seg && seg !== ".") out.push(seg);
   }
   return `/${out.join("/")}`;
-}
-
-/** The branch checked out in `dir`, or undefined outside a repository. */
-export function gitCurrentBranch(dir: string): string | undefined {
-  try {
-    return execFileSync("git", ["rev-parse", "--abbrev-ref", "HEAD"], {
-      cwd: dir,
-      stdio: ["ignore", "pipe", "ignore"],
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
-    })
-      .toString()
-      .trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /** package.json's test-related scripts, as a string to compare (empty when there is no package.json). */

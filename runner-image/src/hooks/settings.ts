@@ -27,9 +27,14 @@ export type HookTable = Partial<Record<HookEvent, { matcher?: string; hooks: Hoo
 export function loadRepoHooks(workspace: string, warn: (msg: string) => void = () => {}): HookTable {
   const file = path.join(workspace, ".claude", "settings.json");
   if (!fs.existsSync(file)) return {};
+  return parseRepoHooks(fs.readFileSync(file, "utf8"), warn);
+}
+
+/** The hooks of a `.claude/settings.json` text (the runner reads it from the base branch). */
+export function parseRepoHooks(text: string, warn: (msg: string) => void = () => {}): HookTable {
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+    raw = JSON.parse(text);
   } catch (err) {
     warn(`ignoring .claude/settings.json: ${(err as Error).message}`);
     return {};

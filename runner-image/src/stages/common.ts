@@ -7,11 +7,11 @@ import { type FinalTool, type LoopResult, runLoop } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
 import type { RunnerConfig } from "../config.ts";
 import type { Forge } from "../forge.ts";
-import { Git } from "../git.ts";
+import { checkedOutBranch, Git } from "../git.ts";
 import { type Gate, HookEngine } from "../hooks/engine.ts";
-import { gitCurrentBranch, pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
+import { pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.ts";
 import type { Redactor } from "../hooks/redact.ts";
-import { loadRepoHooks } from "../hooks/settings.ts";
+import { type HookTable, parseRepoHooks } from "../hooks/settings.ts";
 import type { Logger } from "../log.ts";
 import { toolEnv } from "../tools/index.ts";
 import type { Tool } from "../tools/types.ts";
@@ -34,29 +34,55 @@ export function repoDir(config: RunnerConfig): string {
   return path.join(config.workspace, "repo");
 }
 
-export function newGit(deps: StageDeps, cwd: string): Git {
+/**
+ * The runner's own git directory: under its HOME, outside the workspace, mode 0700. Authenticated and
+ * state-changing git runs only here; the agent's `.git` in the workspace is a credential-less copy.
+ */
+export function privateGitDir(config: RunnerConfig): string {
+  return path.join(config.home, ".agentfactory", "repo.git");
+}
+
+export function newGit(deps: StageDeps, workTree = repoDir(deps.config)): Git {
   return new Git({
-    cwd,
+    gitDir: privateGitDir(deps.config),
+    workTree,
     serverUrl: deps.config.github.serverUrl,
+    repo: deps.config.ticket.repo,
     token: deps.config.github.token,
     redact: deps.redact,
     path: deps.baseEnv.PATH,
-    home: deps.config.home,
   });
 }
 
-/** Clones `branch` of the ticket's repository into the workspace (reusing a checkout left by a re-run). */
-export async function checkout(deps: StageDeps, branch: string, { shallow = false } = {}): Promise<Git> {
-  const dir = repoDir(deps.config);
-  const git = newGit(deps, dir);
-  if (fs.existsSync(path.join(dir, ".git"))) {
-    await git.run(["fetch", "--quiet", "origin"]);
-    await git.run(["checkout", "--quiet", "-B", branch, `origin/${branch}`]);
-  } else {
-    fs.mkdirSync(deps.config.workspace, { recursive: true });
-    await git.clone(deps.config.ticket.repo, dir, branch, { shallow });
-  }
+/**
+ * Opens the private git directory and fetches the repository (a fresh directory also gets a fresh
+ * work tree: nothing left in the workspace is trusted).
+ */
+export async function openRepo(
+  deps: StageDeps,
+  { shallow = false, branches, workTree }: { shallow?: boolean; branches?: string[]; workTree?: string } = {},
+): Promise<Git> {
+  const git = newGit(deps, workTree);
+  if (await git.init()) fs.rmSync(git.workTree, { recursive: true, force: true });
+  await git.fetch({ shallow, branches });
   return git;
+}
+
+/** Checks out `branch` of the ticket's repository into the workspace, with a fresh `.git` for the agent. */
+export async function checkout(deps: StageDeps, branch: string, { shallow = false } = {}): Promise<Git> {
+  const git = await openRepo(deps, { shallow, branches: shallow ? [branch] : undefined });
+  await git.checkout(branch, `origin/${branch}`);
+  await git.prepareAgentRepo(branch);
+  return git;
+}
+
+/**
+ * The repository's hooks as on the base branch (`.claude/settings.json`), in every stage: a branch
+ * cannot switch off or replace the hooks it is checked by.
+ */
+export async function baseHooks(deps: StageDeps, git: Git, base: string): Promise<HookTable> {
+  const text = await git.show(`origin/${base}`, ".claude/settings.json");
+  return text === undefined ? {} : parseRepoHooks(text, (m) => deps.log("hooks", { warning: m }));
 }
 
 /** Reads a repository file for the prompt (bounded), or undefined when absent. */
@@ -86,7 +112,7 @@ export function guidance(dir: string): string {
 export async function baseGuidance(git: Git, base: string, max = 12_000): Promise<string> {
   const files = await Promise.all(
     GUIDANCE_FILES.map(async (f): Promise<[string, string | undefined]> => {
-      const text = await git.run(["show", `origin/${base}:${f}`]).catch(() => undefined);
+      const text = await git.show(`origin/${base}`, f);
       return [f, text !== undefined && text.length > max ? `${text.slice(0, max)}\n… (truncated)` : text];
     }),
   );
@@ -104,6 +130,10 @@ export interface SessionOptions<S extends z.ZodType> {
   tools: Tool[];
   gates: Gate[];
   cwd: string;
+  /** The repository's hooks: from the base branch (see baseHooks). */
+  repoHooks: HookTable;
+  /** Where repository hooks run (CLAUDE_PROJECT_DIR); the tools' cwd when absent. */
+  hooksCwd?: string;
   finalTool?: FinalTool<S>;
 }
 
@@ -115,11 +145,12 @@ export async function runSession<S extends z.ZodType>(
   const { config } = deps;
   const env = toolEnv(deps.baseEnv, opts.cwd);
   const transcriptPath = path.join(config.workspace, `.transcript-${config.stage}-${config.attempt}.jsonl`);
+  const hooksCwd = opts.hooksCwd ?? opts.cwd;
   const hooks = new HookEngine({
     gates: opts.gates,
-    repoHooks: loadRepoHooks(opts.cwd, (m) => deps.log("hooks", { warning: m })),
-    cwd: opts.cwd,
-    env,
+    repoHooks: opts.repoHooks,
+    cwd: hooksCwd,
+    env: hooksCwd === opts.cwd ? env : toolEnv(deps.baseEnv, hooksCwd),
     redact: deps.redact,
     sessionId: `${config.run}-${config.stage}-${config.attempt}`,
     transcriptPath,
@@ -186,7 +217,7 @@ export function changeGates(deps: StageDeps, dir: string, branch: string, testCo
     safetyGate({
       workspace: dir,
       branch,
-      currentBranch: () => gitCurrentBranch(dir),
+      currentBranch: () => checkedOutBranch(dir),
       protectedPaths: protectedPaths(deps),
     }),
     pathGate(dir, { readOnly: AGENT_READ_ONLY }),

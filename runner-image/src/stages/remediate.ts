@@ -6,6 +6,7 @@ import { ALL_TOOLS } from "../tools/index.ts";
 import {
   accounting,
   asData,
+  baseHooks,
   changeGates,
   checkout,
   failed,
@@ -56,6 +57,9 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
     };
   const round = config.context.round ?? 1;
   const findings = await latestFindings(deps, ref.number);
+  const pr = await forge.pull(ref.number);
+  if (pr.branch !== ref.branch)
+    return failed(config, undefined, started, `pull request #${ref.number} is on ${pr.branch}, not ${ref.branch}`);
   const git = await checkout(deps, ref.branch);
   const dir = repoDir(config);
   const testCommand = detectTestCommand(dir, config.testCommand);
@@ -77,6 +81,7 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
     tools: ALL_TOOLS,
     gates: changeGates(deps, dir, ref.branch, testCommand),
     cwd: dir,
+    repoHooks: await baseHooks(deps, git, pr.base),
     finalTool: {
       name: "report_remediation",
       description: "Report what you did about each finding.",
@@ -87,8 +92,7 @@ export async function remediate(deps: StageDeps): Promise<StageOutput> {
     return failed(config, loop, started, `remediation did not finish (${loop.status}): ${loop.message}`);
   try {
     await git.commitAll(commitMessage(deps, `fix(agent): address review findings (round ${round})`));
-    await git.push(ref.branch);
-    const headSha = await git.head();
+    const headSha = await git.push(ref.branch);
     const answers = answerComment(findings, loop.final, round);
     await forge.commentOnce(ref.number, stageMarker(config.run, "remediate", config.attempt, "answers"), answers);
     await forge.ensureLabel(FORGE_LABELS.remediationRound(round), "FFA500", `AgentFactory remediation round ${round}`);

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { addBilled, zeroBilled } from "../../../core/pricing.ts";
 import {
   parseRiskPolicy,
@@ -8,6 +10,7 @@ import {
 } from "../../../core/risk-policy.ts";
 import type { LoopResult } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
+import { type Git, GitError } from "../git.ts";
 import { pathGate } from "../hooks/gates.ts";
 import { stageMarker } from "../markers.ts";
 import { detectTestCommand } from "../tests-command.ts";
@@ -17,9 +20,9 @@ import { truncate } from "../tools/types.ts";
 import {
   asData,
   baseGuidance,
-  checkout,
-  guidance,
+  baseHooks,
   newGit,
+  openRepo,
   repoDir,
   runSession,
   type StageDeps,
@@ -46,9 +49,62 @@ export async function loadPolicy(deps: StageDeps, base: string): Promise<RiskPol
   return text === undefined ? DEFAULT_POLICY : parseRiskPolicy(JSON.parse(text));
 }
 
+/** What the review is made from: taken from a runner-owned checkout before any of the PR's code runs. */
+interface Snapshot {
+  git: Git;
+  /** The pristine checkout (umask 022, runner-owned): the reviewer's cwd, never where PR code runs. */
+  dir: string;
+  /** A writable copy for the PR's tests and the repository's hooks, with `.claude/` from the base. */
+  testsDir: string;
+  sha: string;
+  diff: string;
+  files: string[];
+}
+
+/**
+ * Checks out the PR head the forge reports into the pristine directory, takes the diff and the changed
+ * files from it, then makes the writable copy the tests run in. Nothing of the PR has run yet.
+ */
+async function snapshot(deps: StageDeps, pr: { branch: string; base: string; headSha: string }): Promise<Snapshot> {
+  const { config } = deps;
+  const dir = repoDir(config);
+  const testsDir = path.join(config.workspace, "tests");
+  const umask = process.umask(0o022);
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const git = await openRepo(deps, { workTree: dir });
+    const fetched = (await git.hasRef(`origin/${pr.branch}`))
+      ? (await git.run(["rev-parse", `origin/${pr.branch}`], { workTree: null })).trim()
+      : undefined;
+    if (fetched !== pr.headSha)
+      throw new GitError(
+        `the pull request's head is ${pr.headSha} on the forge but ${pr.branch} is ${fetched ?? "missing"}; it moved during review`,
+      );
+    await git.checkout(pr.branch, pr.headSha);
+    const diff = await git.run(["diff", "--no-ext-diff", "--no-textconv", `origin/${pr.base}...${pr.headSha}`], {
+      workTree: null,
+    });
+    const files = await git.changedFiles(`origin/${pr.base}`, pr.headSha);
+
+    // The copy is writable by whoever runs the tests (the agent's uid may differ from the runner's).
+    process.umask(0);
+    fs.rmSync(testsDir, { recursive: true, force: true });
+    const copy = newGit(deps, testsDir);
+    await copy.writeFiles(pr.headSha);
+    fs.rmSync(path.join(testsDir, ".claude"), { recursive: true, force: true });
+    await copy.writeFiles(`origin/${pr.base}`, ".claude");
+    await copy.prepareAgentRepo(pr.branch);
+    return { git, dir, testsDir, sha: pr.headSha, diff, files };
+  } finally {
+    process.umask(umask);
+  }
+}
+
 /**
  * Review: risk tier from the changed files, then only the checks the tier requires (gate, tests,
  * LLM review, spec audit); findings posted as one PR review with the findings embedded for remediation.
+ * The diff and the files the reviewer reads come from a checkout made before the PR's tests run, and
+ * the tests run in a separate copy, so PR code cannot change what is reviewed.
  */
 export async function review(deps: StageDeps): Promise<StageOutput> {
   const started = Date.now();
@@ -63,8 +119,14 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     };
   const pr = await forge.pull(ref.number);
   const policy = await loadPolicy(deps, pr.base);
-  const files = await forge.pullFiles(pr.number);
-  const decision = riskTier(files, policy);
+  const apiFiles = await forge.pullFiles(pr.number);
+  const first = riskTier(apiFiles, policy);
+  const wants = (d: RiskDecision) =>
+    !d.blocked && d.requiredChecks.some((c) => c === "tests" || c === "claude-review" || c === "spec-audit");
+  const snap = wants(first) ? await snapshot(deps, pr) : undefined;
+  // The forge's list and git's agree unless the PR moved; the union can only raise the tier.
+  const files = snap ? [...new Set([...apiFiles, ...snap.files])] : apiFiles;
+  const decision = snap ? riskTier(files, policy) : first;
   const checks: Record<string, CheckState> = {};
   const findings: SourcedFinding[] = [];
   const loops: LoopResult[] = [];
@@ -82,18 +144,18 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
       blocking: true,
     });
 
-  const runnable = !decision.blocked;
-  const needsCheckout =
-    runnable && (required.has("tests") || required.has("claude-review") || required.has("spec-audit"));
-  if (needsCheckout) await checkout(deps, pr.branch);
-  const dir = repoDir(config);
-  const git = needsCheckout ? newGit(deps, dir) : undefined;
+  const runnable = !decision.blocked && snap !== undefined;
+  const dir = snap?.dir ?? repoDir(config);
 
   if (required.has("tests") && runnable) {
-    const command = detectTestCommand(dir, config.testCommand);
+    const command = detectTestCommand(snap.dir, config.testCommand);
     if (!command) checks.tests = "skipped";
     else {
-      const r = await runShell(command, { cwd: dir, env: toolEnv(deps.baseEnv, dir), timeoutMs: config.testTimeoutMs });
+      const r = await runShell(command, {
+        cwd: snap.testsDir,
+        env: toolEnv(deps.baseEnv, snap.testsDir),
+        timeoutMs: config.testTimeoutMs,
+      });
       checks.tests = r.code === 0 && !r.timedOut ? "success" : "failure";
       if (checks.tests === "failure")
         findings.push({
@@ -106,7 +168,8 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     }
   } else checks.tests = "skipped";
 
-  const diff = git ? truncate(deps.redact(await git.run(["diff", `origin/${pr.base}...HEAD`])), 60_000) : "";
+  const diff = snap ? truncate(deps.redact(snap.diff), 60_000) : "";
+  const repoHooks = snap ? await baseHooks(deps, snap.git, pr.base) : {};
   for (const kind of ["claude-review", "spec-audit"] as const) {
     if (!required.has(kind) || !runnable) {
       checks[kind] = "skipped";
@@ -114,10 +177,12 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     }
     const loop = await runSession(deps, {
       system: reviewSystem(kind),
-      prompt: reviewPrompt(deps, kind, decision, files, diff, git ? await baseGuidance(git, pr.base) : guidance(dir)),
+      prompt: reviewPrompt(deps, kind, decision, files, diff, await baseGuidance(snap.git, pr.base)),
       tools: READ_ONLY_TOOLS,
       gates: [pathGate(dir)],
       cwd: dir,
+      repoHooks,
+      hooksCwd: snap.testsDir,
       finalTool: { name: "report_findings", description: "Report the review findings.", schema: FindingsReport },
     });
     loops.push(loop);
@@ -136,6 +201,7 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     findings.push(...found);
     checks[kind] = found.some((f) => f.blocking) ? "failure" : "success";
   }
+  if (snap) findings.push(...(await tampering(snap)));
 
   const blocking = findings.filter((f) => f.blocking).length;
   const body = reviewBody(decision, checks, findings);
@@ -151,19 +217,40 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
   });
   const usage = loops.reduce((u, l) => addBilled(u, l.usage), zeroBilled());
   const unfinished = loops.find((l) => l.status === "budget_cap" || l.status === "model_error");
+  const now = (await forge.pull(pr.number)).headSha;
+  const summary =
+    now !== pr.headSha
+      ? `the pull request moved from ${pr.headSha} to ${now} during review; it must be reviewed again`
+      : unfinished
+        ? `review could not finish: ${unfinished.message}`
+        : `risk ${decision.tier}; ${blocking} blocking of ${findings.length} findings`;
   return {
     stage: "review",
-    outcome: unfinished ? "failed" : "succeeded",
+    outcome: unfinished || now !== pr.headSha ? "failed" : "succeeded",
     model: config.model,
-    summary: unfinished
-      ? `review could not finish: ${unfinished.message}`
-      : `risk ${decision.tier}; ${blocking} blocking of ${findings.length} findings`,
+    summary,
     usage: toTokens(usage),
     costUsd: loops.reduce((c, l) => c + l.costUsd, 0),
     turns: loops.reduce((t, l) => t + l.turns, 0),
     durationMs: Date.now() - started,
     review: { riskTier: decision.tier, checks, findings: { total: findings.length, blocking } },
   };
+}
+
+/** A blocking finding when anything changed the reviewed checkout after it was taken. */
+async function tampering(snap: Snapshot): Promise<SourcedFinding[]> {
+  const changes = await snap.git.workTreeChanges().catch((err: Error) => [err.message]);
+  const head = await snap.git.head().catch(() => "unknown");
+  if (!changes.length && head === snap.sha) return [];
+  return [
+    {
+      source: "tests",
+      severity: "critical",
+      title: "The pull request's code changed the reviewed checkout",
+      detail: `While its tests or hooks ran, files of the checkout the review was made from changed:\n${changes.slice(0, 20).join("\n")}`,
+      blocking: true,
+    },
+  ];
 }
 
 function reviewPrompt(

@@ -7,6 +7,7 @@ import { READ_ONLY_TOOLS } from "../tools/index.ts";
 import {
   accounting,
   asData,
+  baseHooks,
   checkout,
   failed,
   guidance,
@@ -100,7 +101,7 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
   const started = Date.now();
   const { config, forge } = deps;
   const base = config.baseBranch ?? (await forge.defaultBranch());
-  await checkout(deps, base, { shallow: true });
+  const git = await checkout(deps, base, { shallow: true });
   const dir = repoDir(config);
   const loop = await runSession(deps, {
     system: triageSystem(),
@@ -108,6 +109,7 @@ export async function triage(deps: StageDeps): Promise<StageOutput> {
     tools: READ_ONLY_TOOLS,
     gates: [pathGate(dir)],
     cwd: dir,
+    repoHooks: await baseHooks(deps, git, base),
     finalTool: { name: "triage_verdict", description: "Report the triage verdict.", schema: TriageVerdict },
   });
   if (loop.status !== "completed" || !loop.final)

@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import { branchName } from "../../../core/names.ts";
 import type { LoopResult } from "../agent/loop.ts";
 import { toTokens } from "../agent/usage.ts";
@@ -9,10 +8,11 @@ import { ALL_TOOLS } from "../tools/index.ts";
 import {
   accounting,
   asData,
+  baseHooks,
   changeGates,
   failed,
   guidance,
-  newGit,
+  openRepo,
   repoDir,
   runSession,
   type StageDeps,
@@ -34,19 +34,15 @@ export function commitMessage(deps: StageDeps, subject: string): string {
 }
 
 /**
- * Clones the repository and puts HEAD on the agent branch: the pushed branch when a previous attempt
- * got that far (its work is kept, never deleted), else a new branch from the base.
+ * Fetches the repository into the runner's git directory and puts HEAD on the agent branch: the
+ * pushed branch when a previous attempt got that far (its work is kept, never deleted), else a new
+ * branch from the base. The agent gets its own credential-less `.git` in the workspace.
  */
 export async function prepareBranch(deps: StageDeps, base: string, branch: string): Promise<Git> {
-  const dir = repoDir(deps.config);
-  const git = newGit(deps, dir);
-  if (!fs.existsSync(`${dir}/.git`)) {
-    fs.mkdirSync(deps.config.workspace, { recursive: true });
-    await git.clone(deps.config.ticket.repo, dir, base);
-  }
-  await git.run(["fetch", "--quiet", "origin"]);
-  if (await git.remoteBranchExists(branch)) await git.run(["checkout", "--quiet", "-B", branch, `origin/${branch}`]);
-  else await git.run(["checkout", "--quiet", "-B", branch, `origin/${base}`]);
+  const git = await openRepo(deps);
+  const start = (await git.hasRef(`origin/${branch}`)) ? `origin/${branch}` : `origin/${base}`;
+  await git.checkout(branch, start);
+  await git.prepareAgentRepo(branch);
   return git;
 }
 
@@ -87,6 +83,7 @@ export async function write(deps: StageDeps): Promise<StageOutput> {
     tools: ALL_TOOLS,
     gates: changeGates(deps, dir, branch, testCommand),
     cwd: dir,
+    repoHooks: await baseHooks(deps, git, base),
   });
   if (loop.status !== "completed") {
     const kept = await keepUnfinishedWork(deps, git, branch, loop.status);
@@ -127,8 +124,7 @@ async function publish(
   await git.commitAll(commitMessage(deps, `feat(agent): ${ticket.title}`));
   const changed = await git.changedFiles(`origin/${base}`);
   if (!changed.length) return failed(config, loop, started, "the agent produced no changes");
-  await git.push(branch);
-  const headSha = await git.head();
+  const headSha = await git.push(branch);
 
   const stats = [
     {
