@@ -68,6 +68,13 @@ export class Git {
     return this.opts.gitDir;
   }
 
+  /** The same private git directory with another work tree (the review's test copy). */
+  withWorkTree(workTree: string): Git {
+    const other = new Git({ ...this.opts, workTree });
+    other.configDigest = this.configDigest;
+    return other;
+  }
+
   private env(auth: boolean, extra: Record<string, string> = {}): Record<string, string> {
     const basic = Buffer.from(`x-access-token:${this.opts.token}`).toString("base64");
     return {

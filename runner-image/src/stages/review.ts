@@ -21,7 +21,6 @@ import {
   asData,
   baseGuidance,
   baseHooks,
-  newGit,
   openRepo,
   repoDir,
   runSession,
@@ -89,7 +88,7 @@ async function snapshot(deps: StageDeps, pr: { branch: string; base: string; hea
     // The copy is writable by whoever runs the tests (the agent's uid may differ from the runner's).
     process.umask(0);
     fs.rmSync(testsDir, { recursive: true, force: true });
-    const copy = newGit(deps, testsDir);
+    const copy = git.withWorkTree(testsDir);
     await copy.writeFiles(pr.headSha);
     fs.rmSync(path.join(testsDir, ".claude"), { recursive: true, force: true });
     await copy.writeFiles(`origin/${pr.base}`, ".claude");
