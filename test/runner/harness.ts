@@ -46,6 +46,31 @@ export const ticketFor = (repo: string, number: number, title: string, body: str
   labels: ["ai-agent"],
 });
 
+export const TEST_MODEL_KEY = "sk-ant-test-key-0123456789abcdef";
+
+/** The environment the operator gives one stage's pod, pointed at the test world's simulators. */
+export function stageEnv(
+  world: { gh: { apiUrl: string; serverUrl: string; mintToken(repo: string): string }; model: { url: string } },
+  stage: string,
+  run: string,
+  ticket: ReturnType<typeof ticketFor>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    AGENTFACTORY_STAGE: stage,
+    AGENTFACTORY_RUN: run,
+    AGENTFACTORY_TICKET: JSON.stringify(ticket),
+    AGENTFACTORY_MODEL: "claude-sonnet-4-6",
+    AGENTFACTORY_BUDGET_USD: "1",
+    GITHUB_API_URL: world.gh.apiUrl,
+    GITHUB_SERVER_URL: world.gh.serverUrl,
+    GITHUB_TOKEN: world.gh.mintToken(ticket.repo),
+    ANTHROPIC_API_KEY: TEST_MODEL_KEY,
+    ANTHROPIC_BASE_URL: world.model.url,
+    ...extra,
+  };
+}
+
 export interface RunnerRun {
   code: number;
   result?: StageResult;

@@ -9,7 +9,7 @@ import {
   turn,
 } from "../world/anthropic/index.ts";
 import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
-import { CALC_FILES, runRunner, ticketFor } from "./harness.ts";
+import { CALC_FILES, runRunner, stageEnv, ticketFor } from "./harness.ts";
 
 const REPO = "acme/calc";
 const PROBE = "Probe the sandbox";
@@ -139,19 +139,8 @@ afterAll(async () => {
   await gh?.stop();
 });
 
-const baseEnv = (stage: string, number: number, title: string, body: string, extra: Record<string, string> = {}) => ({
-  AGENTFACTORY_STAGE: stage,
-  AGENTFACTORY_RUN: `calc-${number}-abcd1234`,
-  AGENTFACTORY_TICKET: JSON.stringify(ticketFor(REPO, number, title, body)),
-  AGENTFACTORY_MODEL: "claude-sonnet-4-6",
-  AGENTFACTORY_BUDGET_USD: "1",
-  GITHUB_API_URL: gh.apiUrl,
-  GITHUB_SERVER_URL: gh.serverUrl,
-  GITHUB_TOKEN: gh.mintToken(REPO),
-  ANTHROPIC_API_KEY: "sk-ant-test-key-0123456789abcdef",
-  ANTHROPIC_BASE_URL: model.url,
-  ...extra,
-});
+const baseEnv = (stage: string, number: number, title: string, body: string, extra: Record<string, string> = {}) =>
+  stageEnv({ gh, model }, stage, `calc-${number}-abcd1234`, ticketFor(REPO, number, title, body), extra);
 
 describe("triage", () => {
   it("clear: posts one spec comment, returns the spec, and is idempotent on re-run", async () => {

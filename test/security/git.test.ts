@@ -11,7 +11,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { branchName } from "../../core/names.ts";
-import { CALC_FILES, type RunnerRun, runRunner, ticketFor } from "../runner/harness.ts";
+import { CALC_FILES, type RunnerRun, runRunner, stageEnv, ticketFor } from "../runner/harness.ts";
 import { lastToolResults, type ModelSim, startModelSim, text, toolUse, turn } from "../world/anthropic/index.ts";
 import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
 import { filesContaining, tokenForms } from "./leaks.ts";
@@ -150,18 +150,9 @@ afterAll(async () => {
 });
 
 function envFor(a: Attack, number: number, token: string) {
-  return {
-    AGENTFACTORY_STAGE: "write",
-    AGENTFACTORY_RUN: `calc-${number}-sec`,
-    AGENTFACTORY_TICKET: JSON.stringify(ticketFor(REPO, number, titleOf(a), "Fix add().")),
-    AGENTFACTORY_MODEL: "claude-sonnet-4-6",
-    AGENTFACTORY_BUDGET_USD: "1",
-    GITHUB_API_URL: gh.apiUrl,
-    GITHUB_SERVER_URL: gh.serverUrl,
+  return stageEnv({ gh, model }, "write", `calc-${number}-sec`, ticketFor(REPO, number, titleOf(a), "Fix add()."), {
     GITHUB_TOKEN: token,
-    ANTHROPIC_API_KEY: "sk-ant-test-key-0123456789abcdef",
-    ANTHROPIC_BASE_URL: model.url,
-  };
+  });
 }
 
 /** The tool results the model got back in this attack's write session. */

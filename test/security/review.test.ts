@@ -10,7 +10,7 @@ import { Octokit } from "@octokit/rest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matchesPattern, parseRiskPolicy } from "../../core/risk-policy.ts";
 import { parseRepoHooks } from "../../runner-image/src/hooks/settings.ts";
-import { CALC_FILES, runRunner, ticketFor } from "../runner/harness.ts";
+import { CALC_FILES, runRunner, stageEnv, ticketFor } from "../runner/harness.ts";
 import {
   lastToolResults,
   type MessagesRequest,
@@ -169,19 +169,11 @@ afterAll(async () => {
 async function review(c: Case) {
   const number = c.number as number;
   const context = { clarifications: [], pullRequest: { number, url: "", branch: c.branch, headSha: "" } };
-  const run = await runRunner({
-    AGENTFACTORY_STAGE: "review",
-    AGENTFACTORY_RUN: `calc-${number}-rev`,
-    AGENTFACTORY_TICKET: JSON.stringify(ticketFor(REPO, number, c.key, "Make add() add.")),
-    AGENTFACTORY_CONTEXT: JSON.stringify(context),
-    AGENTFACTORY_MODEL: "claude-sonnet-4-6",
-    AGENTFACTORY_BUDGET_USD: "1",
-    GITHUB_API_URL: gh.apiUrl,
-    GITHUB_SERVER_URL: gh.serverUrl,
-    GITHUB_TOKEN: gh.mintToken(REPO),
-    ANTHROPIC_API_KEY: "sk-ant-test-key-0123456789abcdef",
-    ANTHROPIC_BASE_URL: model.url,
-  });
+  const run = await runRunner(
+    stageEnv({ gh, model }, "review", `calc-${number}-rev`, ticketFor(REPO, number, c.key, "Make add() add."), {
+      AGENTFACTORY_CONTEXT: JSON.stringify(context),
+    }),
+  );
   const requests = model.requests.filter((r) => r.stage === "review" && r.status === 200 && caseOf(r.body) === c);
   const reviewPrompt = requests.map((r) => JSON.stringify(r.body.messages[0])).find((m) => m.includes("Review this"));
   const reads = requests.flatMap((r) => lastToolResults(r.body)).filter((t) => t.name === "Read");
