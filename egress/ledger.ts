@@ -162,15 +162,15 @@ export class Ledger {
     return existed;
   }
 
-  /** Places a hold of `usd` for the token's attempt, or refuses (counting the refusal on the stage). */
+  /** Places a hold of `usd` for the token's attempt, or says why it may not. */
   hold(claims: AttemptClaims, usd: number): Promise<HoldResult> {
     return this.mutate(ledgerKey(claims.run.namespace, claims.run.name), (stored, now): Mutation<HoldResult> => {
       const refusal = attemptRefusal(stored, claims);
       if (refusal || !stored) return { result: { ok: false, reason: refusal ?? "not_reserved" } };
       const run = { ...stored, holds: liveHolds(stored, now), updatedAt: new Date(now).toISOString() };
+      // A refusal writes nothing here; the caller counts it (countRefusal) like every other refusal.
       if (run.spentUsd + heldUsd(run) + usd > run.budgetUsd + EPSILON) {
-        const next = bumpStage(run, claims.stage, (s) => ({ ...s, refused: s.refused + 1 }));
-        return { next, result: { ok: false, reason: "budget_exhausted", run: next } };
+        return { result: { ok: false, reason: "budget_exhausted", run } };
       }
       const holdId = randomUUID();
       const next = { ...run, holds: { ...run.holds, [holdId]: { usd, until: now + this.holdTimeoutMs } } };
