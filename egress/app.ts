@@ -16,10 +16,10 @@ export function proxyApp(deps: EgressDeps, ready: () => boolean): Hono {
   app.all("/api/graphql", graphqlHandler(deps));
   app.all("/api/v3/*", apiHandler(deps));
   const git = gitHandler(deps);
-  app.all("*", (c) => {
+  app.all("*", async (c) => {
     const url = new URL(c.req.url);
     if (isGitPath(url.pathname)) return git(c);
-    record(deps, {
+    await record(deps, {
       kind: "other",
       method: c.req.method,
       host: url.host,

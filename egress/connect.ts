@@ -51,13 +51,13 @@ export function connectHandler(deps: EgressDeps) {
     const target = parseAuthority(req.url);
     const base = { kind: "connect" as const, method: "CONNECT", host: req.url ?? "", path: "" };
     if (!target) {
-      record(deps, { ...base, decision: "refused", reason: "bad_target", status: 400 });
+      await record(deps, { ...base, decision: "refused", reason: "bad_target", status: 400 });
       return reply(socket, "400 Bad Request", "CONNECT needs host:port");
     }
     const credential = credentialFrom(req.headers["proxy-authorization"]);
     const verified = await verify(credential, config.attemptKey);
     if (!verified.ok) {
-      record(deps, { ...base, decision: "refused", reason: verified.reason, status: 407 });
+      await record(deps, { ...base, decision: "refused", reason: verified.reason, status: 407 });
       return reply(socket, "407 Proxy Authentication Required", verified.message, [
         'proxy-authenticate: Basic realm="agentfactory-egress"',
       ]);
@@ -65,11 +65,11 @@ export function connectHandler(deps: EgressDeps) {
     const attempt = verified.attempt;
     const current = await deps.ledger.current(attempt);
     if ("refusal" in current) {
-      record(deps, { ...base, attempt, decision: "refused", reason: current.refusal, status: 407 });
+      await record(deps, { ...base, attempt, decision: "refused", reason: current.refusal, status: 407 });
       return reply(socket, "407 Proxy Authentication Required", "this attempt is not active");
     }
     if (!hostAllowed(target.host, target.port, config.connect.allow)) {
-      record(deps, { ...base, attempt, decision: "refused", reason: "host_not_allowed", status: 403 });
+      await record(deps, { ...base, attempt, decision: "refused", reason: "host_not_allowed", status: 403 });
       return reply(socket, "403 Forbidden", `${target.host}:${target.port} is not on the egress allowlist`);
     }
     const started = performance.now();
@@ -99,7 +99,7 @@ export function connectHandler(deps: EgressDeps) {
       done = true;
       clearTimeout(timer);
       if (!established) {
-        record(deps, {
+        void record(deps, {
           ...base,
           attempt,
           decision: "allowed",
@@ -110,7 +110,7 @@ export function connectHandler(deps: EgressDeps) {
         reply(socket, "502 Bad Gateway", `could not connect to ${target.host}:${target.port}`);
         return;
       }
-      record(deps, {
+      void record(deps, {
         ...base,
         attempt,
         decision: "allowed",

@@ -49,24 +49,24 @@ async function authorize(
 ): Promise<{ attempt: VerifiedAttempt; token: string } | Response> {
   const credential = credentialFrom(c.req.header("authorization"));
   if (!credential) {
-    record(deps, { ...base, decision: "refused", reason: "no_credential", status: 401 });
+    await record(deps, { ...base, decision: "refused", reason: "no_credential", status: 401 });
     return deny(401, "authentication required", { "www-authenticate": REALM });
   }
   const verified = await verify(credential, deps.config.attemptKey);
   if (!verified.ok) {
-    record(deps, { ...base, decision: "refused", reason: verified.reason, status: 401 });
+    await record(deps, { ...base, decision: "refused", reason: verified.reason, status: 401 });
     return deny(401, verified.message, { "www-authenticate": REALM });
   }
   const attempt = verified.attempt;
   const current = await deps.ledger.current(attempt);
   if ("refusal" in current) {
-    record(deps, { ...base, attempt, decision: "refused", reason: current.refusal, status: 401 });
+    await record(deps, { ...base, attempt, decision: "refused", reason: current.refusal, status: 401 });
     return deny(401, "this attempt is not active", { "www-authenticate": REALM });
   }
   const sealed = current.stage.forgeToken;
   const token = sealed ? deps.sealer.open(sealed, sealContext(attempt)) : undefined;
   if (!token) {
-    record(deps, { ...base, attempt, decision: "refused", reason: "no_forge_token", status: 403 });
+    await record(deps, { ...base, attempt, decision: "refused", reason: "no_forge_token", status: 403 });
     return deny(403, "the operator gave no forge token for this attempt");
   }
   return { attempt, token };
@@ -104,7 +104,14 @@ async function forward(
       signal: c.req.raw.signal,
     });
   } catch (err) {
-    record(deps, { ...outcome, kind, decision: "allowed", reason: "upstream_error", status: 502, error: String(err) });
+    void record(deps, {
+      ...outcome,
+      kind,
+      decision: "allowed",
+      reason: "upstream_error",
+      status: 502,
+      error: String(err),
+    });
     return textDeny(502, "the forge could not be reached");
   }
   const headers = downstreamHeaders(upstream.headers);
@@ -117,7 +124,7 @@ async function forward(
     },
     async (error) => {
       deps.metrics.upstreamDuration.observe({ kind }, (performance.now() - started) / 1000);
-      record(deps, {
+      void record(deps, {
         ...outcome,
         kind,
         decision: "allowed",
@@ -150,8 +157,8 @@ export function gitHandler(deps: EgressDeps) {
     const auth = await authorize(deps, c, base, textDeny);
     if (auth instanceof Response) return auth;
     const { attempt, token } = auth;
-    const deny = (status: number, reason: string, message: string) => {
-      record(deps, { ...base, attempt, decision: "refused", reason, status });
+    const deny = async (status: number, reason: string, message: string) => {
+      await record(deps, { ...base, attempt, decision: "refused", reason, status });
       return textDeny(status, message);
     };
     if (`${owner}/${name}`.toLowerCase() !== attempt.repo.toLowerCase()) {
@@ -188,7 +195,7 @@ async function receivePack(
     target: string;
     headers: Record<string, string>;
     outcome: Where;
-    deny: (status: number, reason: string, message: string) => Response;
+    deny: (status: number, reason: string, message: string) => Promise<Response>;
   },
 ): Promise<Response> {
   const { attempt } = p;
@@ -209,8 +216,8 @@ async function receivePack(
     const message = err instanceof ProtocolError ? err.message : "unreadable push";
     return p.deny(400, "bad_request", message);
   }
-  const refuse = (reason: string, message: string, extra: Record<string, unknown> = {}) => {
-    record(deps, { ...p.outcome, kind: "git", decision: "refused", reason, status: 200, ...extra });
+  const refuse = async (reason: string, message: string, extra: Record<string, unknown> = {}) => {
+    await record(deps, { ...p.outcome, kind: "git", decision: "refused", reason, status: 200, ...extra });
     return new Response(refusal(req, `egress: ${message}`), {
       status: 200,
       headers: { "content-type": "application/x-git-receive-pack-result", "cache-control": "no-cache" },
@@ -259,12 +266,19 @@ export function apiHandler(deps: EgressDeps) {
     const { attempt, token } = auth;
     const decision = decideApi(attempt.stage, attempt.repo, method, path);
     if (!decision.allowed) {
-      record(deps, { ...base, attempt, decision: "refused", reason: "endpoint", status: 403, why: decision.reason });
+      await record(deps, {
+        ...base,
+        attempt,
+        decision: "refused",
+        reason: "endpoint",
+        status: 403,
+        why: decision.reason,
+      });
       return jsonDeny(403, decision.reason);
     }
     const body = method === "GET" || method === "HEAD" ? null : await readLimited(c.req.raw, 16 << 20);
     if (body === undefined) {
-      record(deps, { ...base, attempt, decision: "refused", reason: "too_large", status: 413 });
+      await record(deps, { ...base, attempt, decision: "refused", reason: "too_large", status: 413 });
       return jsonDeny(413, "the request is too large");
     }
     const headers = upstreamHeaders(c.req.raw.headers, { authorization: `token ${token}` });
@@ -289,7 +303,7 @@ export function graphqlHandler(deps: EgressDeps) {
   const host = new URL(deps.config.forge.apiUrl).host;
   return async (c: Context): Promise<Response> => {
     const verified = await verify(credentialFrom(c.req.header("authorization")), deps.config.attemptKey);
-    record(deps, {
+    await record(deps, {
       kind: "api",
       method: c.req.method,
       host,

@@ -151,9 +151,9 @@ export interface Outcome extends Where {
 
 /**
  * One log line and the metrics of a finished request: run, stage, host, method, path, bytes and the
- * decision. A refusal also counts on the run's stage in the ledger (best effort).
+ * decision. A refusal also counts on the run's stage in the ledger; the promise settles after that write.
  */
-export function record(deps: EgressDeps, o: Outcome): void {
+export function record(deps: EgressDeps, o: Outcome): Promise<void> {
   const { attempt, kind, decision, reason, ...rest } = o;
   deps.metrics.requests.inc({ kind, decision });
   if (decision === "refused") deps.metrics.refused.inc({ kind, reason: reason ?? "refused" });
@@ -169,12 +169,14 @@ export function record(deps: EgressDeps, o: Outcome): void {
       : {}),
     ...rest,
   };
-  if (decision === "refused") {
-    deps.logger.warn(line, "egress refused");
-    if (attempt) {
-      deps.ledger.countRefusal(attempt).catch((err: unknown) => {
-        deps.logger.error({ event: "ledger_error", err: String(err) }, "could not count a refusal");
-      });
-    }
-  } else deps.logger.info(line, "egress");
+  if (decision !== "refused") {
+    deps.logger.info(line, "egress");
+    return Promise.resolve();
+  }
+  deps.logger.warn(line, "egress refused");
+  if (!attempt) return Promise.resolve();
+  // Awaited by the refusing handler, so the count is in the ledger when the runner sees the refusal.
+  return deps.ledger.countRefusal(attempt).catch((err: unknown) => {
+    deps.logger.error({ event: "ledger_error", err: String(err) }, "could not count a refusal");
+  });
 }

@@ -78,7 +78,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
       host: new URL(config.model.baseUrl).host,
       path: url.pathname,
     };
-    const refuse = (
+    const refuse = async (
       status: number,
       type: string,
       reason: string,
@@ -86,7 +86,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
       attempt?: VerifiedAttempt,
       extra: Record<string, unknown> = {},
     ) => {
-      record(deps, { ...base, decision: "refused", reason, status, ...(attempt ? { attempt } : {}), ...extra });
+      await record(deps, { ...base, decision: "refused", reason, status, ...(attempt ? { attempt } : {}), ...extra });
       return apiError(status, type, `egress: ${message}`);
     };
 
@@ -174,7 +174,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
       });
     } catch (err) {
       await settle(undefined, undefined, err);
-      record(deps, {
+      void record(deps, {
         ...base,
         decision: "allowed",
         reason: "upstream_error",
@@ -215,7 +215,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
         }
         const charged = await settle(usage, model, error);
         metrics.upstreamDuration.observe({ kind: "model" }, (performance.now() - upstreamStart) / 1000);
-        record(deps, {
+        void record(deps, {
           ...base,
           decision: "allowed",
           status: upstream.statusCode,
