@@ -44,10 +44,13 @@ function reply(socket: Duplex, status: string, message: string, headers: string[
   );
 }
 
-export function connectHandler(deps: EgressDeps) {
+/** `tunnels` holds the open tunnels, so shutdown can close them (server.close() waits for none of them). */
+export function connectHandler(deps: EgressDeps, tunnels: Set<Duplex> = new Set()) {
   const { config } = deps;
   return async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     socket.on("error", () => {});
+    tunnels.add(socket);
+    socket.once("close", () => tunnels.delete(socket));
     const target = parseAuthority(req.url);
     const base = { kind: "connect" as const, method: "CONNECT", host: req.url ?? "", path: "" };
     if (!target) {

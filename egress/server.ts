@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -62,7 +63,8 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
   // Streams run for minutes; the defaults would cut long model streams and big fetches.
   proxy.requestTimeout = 0;
   proxy.headersTimeout = 60_000;
-  proxy.on("connect", connectHandler(deps));
+  const tunnels = new Set<Duplex>();
+  proxy.on("connect", connectHandler(deps, tunnels));
   const admin = await listen(adminApp(deps, ready), env.ADMIN_PORT, env.HOST);
   const port = (proxy.address() as AddressInfo).port;
   const adminPort = (admin.address() as AddressInfo).port;
@@ -73,6 +75,7 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
     config,
     logger: log,
     async close() {
+      for (const socket of tunnels) socket.destroy();
       await Promise.all([proxy, admin].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       await deps.dispatcher.close();
       await nc.drain();
