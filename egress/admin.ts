@@ -7,7 +7,8 @@ import type { EgressDeps } from "./http.ts";
 import { heldUsd, type RunEntry } from "./ledger.ts";
 
 /**
- * The admin API, on its own port, for the operator only (Bearer ADMIN_TOKEN):
+ * The admin API, on its own port (the chart's NetworkPolicy opens it to the operator only), behind
+ * Bearer ADMIN_TOKEN:
  *
  * - `PUT /admin/v1/runs/:namespace/:name/stages/:stage` reserves the run's budget for a stage attempt
  *   (body: uid, budgetUsd, attempt, repo, branch, forgeToken?) before its Job starts; tokens of other
@@ -54,13 +55,20 @@ export function view(run: RunEntry) {
   };
 }
 
-export function adminApp(deps: EgressDeps, ready: () => boolean): Hono {
+/** /metrics, /healthz and /readyz, on the metrics port. */
+export function metricsApp(deps: EgressDeps, ready: () => boolean): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.text("ok"));
   app.get("/readyz", (c) => (ready() ? c.text("ready") : c.text("not ready", 503)));
   app.get("/metrics", async (c) =>
     c.body(await deps.metrics.registry.metrics(), 200, { "content-type": deps.metrics.registry.contentType }),
   );
+  return app;
+}
+
+export function adminApp(deps: EgressDeps): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => c.text("ok"));
 
   const admin = new Hono();
   admin.use("*", async (c, next) => {

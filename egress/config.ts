@@ -26,8 +26,10 @@ export const EgressEnv = z.object({
   /** Runner-facing listener: model, forge and CONNECT traffic. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),
-  /** Operator-facing listener: the admin API (bearer ADMIN_TOKEN), /metrics, /healthz, /readyz. */
+  /** Operator-facing listener: the admin API (bearer ADMIN_TOKEN) and /healthz. */
   ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  /** /metrics, /healthz, /readyz: its own port, so a NetworkPolicy can open it to Prometheus only. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   LEDGER_BUCKET: z
     .string()

@@ -7,6 +7,7 @@ egress.logger.info(
     event: "listening",
     port: egress.port,
     adminPort: egress.adminPort,
+    metricsPort: egress.metricsPort,
     model: egress.config.model.baseUrl,
     forge: { api: egress.config.forge.apiUrl, git: egress.config.forge.gitUrl },
     connectAllow: egress.env.CONNECT_ALLOW,

@@ -6,7 +6,7 @@ import { connect as natsConnect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { collectDefaultMetrics } from "prom-client";
 import { Agent } from "undici";
-import { adminApp } from "./admin.ts";
+import { adminApp, metricsApp } from "./admin.ts";
 import { proxyApp } from "./app.ts";
 import { type EgressConfig, type EgressEnv, loadConfig } from "./config.ts";
 import { connectHandler } from "./connect.ts";
@@ -20,6 +20,7 @@ import { Sealer } from "./seal.ts";
 export interface RunningEgress {
   port: number;
   adminPort: number;
+  metricsPort: number;
   env: EgressEnv;
   config: EgressConfig;
   logger: Logger;
@@ -65,12 +66,13 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
   proxy.headersTimeout = 60_000;
   const tunnels = new Set<Duplex>();
   proxy.on("connect", connectHandler(deps, tunnels));
-  const admin = await listen(adminApp(deps, ready), env.ADMIN_PORT, env.HOST);
-  const port = (proxy.address() as AddressInfo).port;
-  const adminPort = (admin.address() as AddressInfo).port;
+  const admin = await listen(adminApp(deps), env.ADMIN_PORT, env.HOST);
+  const metricsServer = await listen(metricsApp(deps, ready), env.METRICS_PORT, env.HOST);
+  const portOf = (s: Server) => (s.address() as AddressInfo).port;
   return {
-    port,
-    adminPort,
+    port: portOf(proxy),
+    adminPort: portOf(admin),
+    metricsPort: portOf(metricsServer),
     env,
     config,
     logger: log,

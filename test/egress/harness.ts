@@ -31,6 +31,7 @@ export async function startEgress(env: Record<string, string>): Promise<EgressPr
       HOST: "127.0.0.1",
       PORT: "0",
       ADMIN_PORT: "0",
+      METRICS_PORT: "0",
       ATTEMPT_TOKEN_KEY: ATTEMPT_KEY,
       ADMIN_TOKEN: ADMIN_TOKEN,
       MODEL_API_KEY: PROVIDER_KEY,
@@ -43,7 +44,7 @@ export async function startEgress(env: Record<string, string>): Promise<EgressPr
   const logs: string[] = [];
   let buffer = "";
   proc.stderr?.on("data", (chunk) => logs.push(String(chunk)));
-  const ports = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
+  const ports = await new Promise<{ port: number; adminPort: number; metricsPort: number }>((resolve, reject) => {
     proc.once("exit", (code) => reject(new Error(`egress exited with ${code}:\n${logs.join("\n")}`)));
     proc.stdout?.on("data", (chunk) => {
       buffer += String(chunk);
@@ -53,7 +54,8 @@ export async function startEgress(env: Record<string, string>): Promise<EgressPr
         logs.push(line);
         try {
           const entry = JSON.parse(line);
-          if (entry.event === "listening") resolve({ port: entry.port, adminPort: entry.adminPort });
+          if (entry.event === "listening")
+            resolve({ port: entry.port, adminPort: entry.adminPort, metricsPort: entry.metricsPort });
         } catch {}
       }
     });
@@ -73,7 +75,7 @@ export async function startEgress(env: Record<string, string>): Promise<EgressPr
           return [];
         }
       }),
-    metrics: async () => (await fetch(`${adminUrl}/metrics`)).text(),
+    metrics: async () => (await fetch(`http://127.0.0.1:${ports.metricsPort}/metrics`)).text(),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
