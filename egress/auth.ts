@@ -24,11 +24,33 @@ export function modelCredential(get: HeaderGet): string | undefined {
 
 export type Verified = { ok: true; attempt: VerifiedAttempt } | { ok: false; reason: string; message: string };
 
+/**
+ * Tokens already verified, until they expire: a runner sends the same token on every request, and
+ * the signature check goes through WebCrypto's thread pool (a queue hop per request under load).
+ * Keyed by the token itself, so only the exact bytes verified before hit; expiry is checked on every
+ * hit. Whether the attempt is still current is never cached (the ledger answers that).
+ */
+const verifiedByKey = new WeakMap<Uint8Array, Map<string, VerifiedAttempt>>();
+const MAX_CACHED = 10_000;
+
 /** Verifies an attempt token; never throws. */
 export async function verify(token: string | undefined, key: Uint8Array): Promise<Verified> {
   if (!token) return { ok: false, reason: "no_credential", message: "no attempt token was sent" };
+  let verified = verifiedByKey.get(key);
+  if (!verified) {
+    verified = new Map();
+    verifiedByKey.set(key, verified);
+  }
+  const hit = verified.get(token);
+  if (hit) {
+    if (hit.expiresAt.getTime() > Date.now()) return { ok: true, attempt: hit };
+    verified.delete(token);
+  }
   try {
-    return { ok: true, attempt: await verifyAttemptToken(token, key) };
+    const attempt = await verifyAttemptToken(token, key);
+    if (verified.size >= MAX_CACHED) verified.delete(verified.keys().next().value as string);
+    verified.set(token, attempt);
+    return { ok: true, attempt };
   } catch (err) {
     if (err instanceof AttemptTokenError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: "malformed", message: "the attempt token is not valid" };

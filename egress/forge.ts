@@ -7,9 +7,9 @@ import { decideApi, protectedTouched } from "./forge-rules.ts";
 import {
   downstreamHeaders,
   type EgressDeps,
-  passThrough,
   readLimited,
   record,
+  sendUpstream,
   upstreamHeaders,
   type Where,
 } from "./http.ts";
@@ -117,7 +117,11 @@ async function forward(
   const headers = downstreamHeaders(upstream.headers);
   rewrite?.(headers);
   let bytesDown = 0;
-  const body = passThrough(
+  if (upstream.statusCode === 204 || upstream.statusCode === 304) upstream.body.resume();
+  return sendUpstream(
+    c,
+    upstream.statusCode,
+    headers,
     upstream.body,
     (chunk) => {
       bytesDown += chunk.length;
@@ -136,10 +140,6 @@ async function forward(
       });
     },
   );
-  return new Response(upstream.statusCode === 204 || upstream.statusCode === 304 ? null : body, {
-    status: upstream.statusCode,
-    headers,
-  });
 }
 
 const basicAuth = (token: string) => `Basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`;
@@ -178,7 +178,7 @@ export function gitHandler(deps: EgressDeps) {
     if (method === "GET") return forward(deps, c, "git", target, { method, headers }, outcome);
 
     const limit = service === "git-receive-pack" ? config.forge.pushLimitBytes : 64 << 20;
-    const body = await readLimited(c.req.raw, limit);
+    const body = await readLimited(c, limit);
     if (!body) return deny(413, "too_large", "the request is too large");
     if (service === "git-upload-pack") return forward(deps, c, "git", target, { method, headers, body }, outcome);
     return receivePack(deps, c, { attempt, token, body, target, headers, outcome, deny });
@@ -276,7 +276,7 @@ export function apiHandler(deps: EgressDeps) {
       });
       return jsonDeny(403, decision.reason);
     }
-    const body = method === "GET" || method === "HEAD" ? null : await readLimited(c.req.raw, 16 << 20);
+    const body = method === "GET" || method === "HEAD" ? null : await readLimited(c, 16 << 20);
     if (body === undefined) {
       await record(deps, { ...base, attempt, decision: "refused", reason: "too_large", status: 413 });
       return jsonDeny(413, "the request is too large");

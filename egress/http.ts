@@ -1,4 +1,7 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { Context } from "hono";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { VerifiedAttempt } from "../core/attempt-token.ts";
@@ -115,14 +118,58 @@ export function passThrough(
   );
 }
 
+type NodeEnv = { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+
+/**
+ * Sends the upstream's answer: status, headers, and the body unchanged, written straight to the
+ * node response (no web-stream layer per chunk). `onChunk` sees every chunk as it passes; `onDone`
+ * runs once, after the last chunk and before the response ends (so the charge is written before the
+ * runner sees the end), or when the runner goes away or the upstream fails.
+ */
+export async function sendUpstream(
+  c: Context,
+  status: number,
+  headers: Headers,
+  body: Readable,
+  onChunk: (chunk: Buffer) => void,
+  onDone: (error?: unknown) => Promise<void>,
+): Promise<Response> {
+  const out = (c.env as NodeEnv)?.outgoing;
+  if (!out) return new Response(passThrough(body, onChunk, onDone), { status, headers });
+  const head: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    head[name] = value;
+  });
+  out.writeHead(status, head);
+  const closed = new Promise<void>((resolve) => out.once("close", resolve));
+  let error: unknown;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (out.destroyed) throw new Error("the runner went away");
+      onChunk(chunk);
+      if (!out.write(chunk)) await Promise.race([new Promise((r) => out.once("drain", r)), closed]);
+    }
+    if (out.destroyed) throw new Error("the runner went away");
+  } catch (err) {
+    error = err;
+    body.destroy();
+  }
+  await onDone(error);
+  if (error) out.destroy();
+  else out.end();
+  return RESPONSE_ALREADY_SENT;
+}
+
 /** Reads a request body up to `limit` bytes; undefined when it is larger. */
-export async function readLimited(req: Request, limit: number): Promise<Buffer | undefined> {
+export async function readLimited(c: Context, limit: number): Promise<Buffer | undefined> {
+  const req = c.req.raw;
   const declared = Number(req.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) return undefined;
-  if (!req.body) return Buffer.alloc(0);
+  const source = ((c.env as NodeEnv)?.incoming ?? req.body) as AsyncIterable<Uint8Array> | null | undefined;
+  if (!source) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of source) {
     size += chunk.byteLength;
     if (size > limit) return undefined;
     chunks.push(chunk);

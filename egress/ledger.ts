@@ -219,25 +219,57 @@ export class Ledger {
     });
   }
 
+  /**
+   * The last entry this replica read or wrote, per key: the first compare-and-swap of a change is
+   * tried against it, saving a read. A stale copy (another replica wrote since) only costs a failed
+   * swap and a fresh read; the swap itself is what guarantees correctness.
+   */
+  private readonly cache = new Map<string, { run?: RunEntry; revision: number }>();
+
+  private remember(key: string, value: { run?: RunEntry; revision: number }): void {
+    this.cache.delete(key);
+    if (this.cache.size >= 10_000) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(key, value);
+  }
+
   private async get(key: string): Promise<{ run?: RunEntry; revision: number }> {
     const entry = await this.kv.get(key);
-    if (entry?.operation !== "PUT") return { revision: entry?.revision ?? 0 };
-    return { run: entry.json<RunEntry>(), revision: entry.revision };
+    const value =
+      entry?.operation === "PUT"
+        ? { run: entry.json<RunEntry>(), revision: entry.revision }
+        : { revision: entry?.revision ?? 0 };
+    this.remember(key, value);
+    return value;
   }
 
   /** Read, change, write-if-unchanged; retried from a fresh read whenever another writer came first. */
   private async mutate<T>(key: string, change: (run: RunEntry | undefined, now: number) => Mutation<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const { run, revision } = await this.get(key);
+      const cached = attempt === 0 ? this.cache.get(key) : undefined;
+      const { run, revision } = cached ?? (await this.get(key));
       const { next, result } = change(run, Date.now());
-      if (next === undefined) return result;
+      // Nothing to write: answer from a fresh read only, never from the cache alone.
+      if (next === undefined) {
+        if (cached) continue;
+        return result;
+      }
       try {
-        if (next === null) await this.kv.delete(key, { previousSeq: revision });
-        else if (revision === 0 || !run) await this.kv.create(key, JSON.stringify(next));
-        else await this.kv.update(key, JSON.stringify(next), revision);
+        if (next === null) {
+          await this.kv.delete(key, { previousSeq: revision });
+          this.cache.delete(key);
+        } else {
+          const written =
+            revision === 0 || !run
+              ? await this.kv.create(key, JSON.stringify(next))
+              : await this.kv.update(key, JSON.stringify(next), revision);
+          this.remember(key, { run: next, revision: written });
+        }
         return result;
       } catch (err) {
+        this.cache.delete(key);
         if (!isConflict(err) || attempt >= 1000) throw err;
+        // A stale cached copy is not a contended write.
+        if (cached) continue;
         this.onConflict();
         // Spread the retries of many contenders a little.
         if (attempt > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 20)));

@@ -3,7 +3,7 @@ import { request } from "undici";
 import type { VerifiedAttempt } from "../core/attempt-token.ts";
 import { costUsd, normalizeModel, type PriceTable, priceFor } from "../core/pricing.ts";
 import { modelCredential, verify } from "./auth.ts";
-import { downstreamHeaders, type EgressDeps, passThrough, readLimited, record, upstreamHeaders } from "./http.ts";
+import { downstreamHeaders, type EgressDeps, readLimited, record, sendUpstream, upstreamHeaders } from "./http.ts";
 import { billed, jsonUsage, SseUsageReader, tokensOf, type WireUsage } from "./usage.ts";
 
 /**
@@ -96,7 +96,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
     );
     if (!verified.ok) return refuse(401, "authentication_error", verified.reason, verified.message);
     const attempt = verified.attempt;
-    const raw = await readLimited(c.req.raw, config.model.bodyLimitBytes);
+    const raw = await readLimited(c, config.model.bodyLimitBytes);
     if (!raw) return refuse(413, "request_too_large", "too_large", "the request body is too large", attempt);
     const text = raw.toString("utf8");
     const parsed = parseRequest(text, countTokens);
@@ -193,7 +193,10 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
     let jsonSize = 0;
     let bytesDown = 0;
     const upstreamStart = performance.now();
-    const body = passThrough(
+    return sendUpstream(
+      c,
+      upstream.statusCode,
+      headers,
       upstream.body,
       (chunk) => {
         bytesDown += chunk.length;
@@ -230,6 +233,5 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
         });
       },
     );
-    return new Response(body, { status: upstream.statusCode, headers });
   };
 }

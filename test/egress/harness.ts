@@ -13,6 +13,7 @@ export const PROVIDER_KEY = "sk-ant-api03-EgressTestProviderKey0123456789abcdefg
 
 export interface EgressProc {
   url: string;
+  pid: number | undefined;
   adminUrl: string;
   port: number;
   /** Every stdout/stderr line so far. */
@@ -23,9 +24,11 @@ export interface EgressProc {
   stop(): Promise<void>;
 }
 
-export async function startEgress(env: Record<string, string>): Promise<EgressProc> {
+/** `bundle`: run an esbuild bundle of egress/main.ts with plain node (as the image does) instead of tsx. */
+export async function startEgress(env: Record<string, string>, opts: { bundle?: string } = {}): Promise<EgressProc> {
   const cache = await mkdtemp(join(tmpdir(), "egress-cache-"));
-  const proc: ChildProcess = spawn(process.execPath, ["--import", "tsx", "egress/main.ts"], {
+  const args = opts.bundle ? [opts.bundle] : ["--import", "tsx", "egress/main.ts"];
+  const proc: ChildProcess = spawn(process.execPath, args, {
     env: {
       PATH: process.env.PATH,
       HOST: "127.0.0.1",
@@ -64,6 +67,7 @@ export async function startEgress(env: Record<string, string>): Promise<EgressPr
   const adminUrl = `http://127.0.0.1:${ports.adminPort}`;
   return {
     url,
+    pid: proc.pid,
     adminUrl,
     port: ports.port,
     logs,
