@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideApi, protectedTouched } from "./forge-rules.ts";
+import { bodyRefusal, decideApi, protectedTouched } from "./forge-rules.ts";
 
 describe("decideApi", () => {
   it("allows the stage's endpoints on the run's repository", () => {
@@ -27,6 +27,7 @@ describe("decideApi", () => {
     expect(decideApi("write", "acme/calc", "GET", "/repos/acme/calc/../other").allowed).toBe(false);
     expect(decideApi("write", "acme/calc", "GET", "/repos/acme/calc%2F..%2Fother/pulls").allowed).toBe(false);
     expect(decideApi("write", "acme/calc", "GET", "/repos/acme/calc/pulls/1/../../../../other").allowed).toBe(false);
+    expect(decideApi("write", "acme/calc", "GET", "/repos/acme/calc/contents/%2e%2e/%2E%2E/x").allowed).toBe(false);
   });
 });
 
@@ -45,5 +46,29 @@ describe("protectedTouched", () => {
       ),
     ).toEqual([".github/workflows/ci.yml", ".github/workflows/sub/x.yaml", ".claude/settings.json"]);
     expect(protectedTouched(["README.md", ".github/CODEOWNERS", ".claude/rules/patterns.md"], globs)).toEqual([]);
+  });
+});
+
+describe("bodyRefusal", () => {
+  const run = { repo: "acme/calc", branch: "agent/1-fix" };
+  const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+  it("opens pull requests only from the run's branch", () => {
+    expect(
+      bodyRefusal("POST", "/repos/acme/calc/pulls", json({ head: "agent/1-fix", base: "main" }), run),
+    ).toBeUndefined();
+    expect(
+      bodyRefusal("POST", "/repos/acme/calc/pulls", json({ head: "acme:agent/1-fix", base: "main" }), run),
+    ).toBeUndefined();
+    expect(bodyRefusal("POST", "/repos/acme/calc/pulls", json({ head: "main", base: "release" }), run)).toMatch(
+      /only from/,
+    );
+    expect(bodyRefusal("POST", "/repos/acme/calc/pulls", json({ head: "fork:agent/1-fix" }), run)).toMatch(/only from/);
+    expect(bodyRefusal("POST", "/repos/acme/calc/pulls", Buffer.from("{"), run)).toMatch(/not JSON/);
+  });
+  it("lets an update change only the title and body", () => {
+    expect(bodyRefusal("PATCH", "/repos/acme/calc/pulls/2", json({ body: "stats" }), run)).toBeUndefined();
+    expect(bodyRefusal("PATCH", "/repos/acme/calc/pulls/2", json({ base: "release", body: "x" }), run)).toMatch(/base/);
+    expect(bodyRefusal("PATCH", "/repos/acme/calc/pulls/2", json({ state: "closed" }), run)).toMatch(/state/);
+    expect(bodyRefusal("POST", "/repos/acme/calc/issues/1/comments", json({ body: "hi" }), run)).toBeUndefined();
   });
 });

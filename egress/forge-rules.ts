@@ -59,7 +59,7 @@ export type ApiDecision = { allowed: true; repo: string } | { allowed: false; re
  * percent-decoding is left to the forge; `..` segments and encoded slashes are refused outright.
  */
 export function decideApi(stage: StageName, repo: string, method: string, path: string): ApiDecision {
-  if (/(^|\/)\.\.?(\/|$)|%2f|%5c|\\/i.test(path)) return { allowed: false, reason: "path not normalized" };
+  if (/(^|\/)\.\.?(\/|$)|%2f|%5c|%2e|\\/i.test(path)) return { allowed: false, reason: "path not normalized" };
   const m = /^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/.exec(path);
   if (!m) return { allowed: false, reason: "only the run's repository endpoints are allowed" };
   const target = `${m[1]}/${m[2]}`;
@@ -77,4 +77,41 @@ export function decideApi(stage: StageName, repo: string, method: string, path: 
 /** Protected paths a push may not touch (minimatch, dot files included). */
 export function protectedTouched(paths: string[], protectedPaths: string[]): string[] {
   return paths.filter((p) => protectedPaths.some((glob) => minimatch(p, glob, { dot: true })));
+}
+
+/**
+ * What a write may say, where the endpoint alone is not narrow enough: a pull request is opened only
+ * from the run's branch, and an update changes only its title and body (not its base, state or
+ * maintainer settings). Undefined when the body is fine.
+ */
+export function bodyRefusal(
+  method: string,
+  path: string,
+  body: Buffer | null,
+  run: { repo: string; branch: string },
+): string | undefined {
+  const rest = path.replace(/^\/repos\/[^/]+\/[^/]+/, "");
+  const verb = method.toUpperCase();
+  const opening = verb === "POST" && rest === "/pulls";
+  const updating = verb === "PATCH" && /^\/pulls\/\d+$/.test(rest);
+  if (!opening && !updating) return undefined;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(body?.toString("utf8") ?? "");
+  } catch {
+    return "the request body is not JSON";
+  }
+  if (!json || typeof json !== "object" || Array.isArray(json)) return "the request body is not a JSON object";
+  if (opening) {
+    const owner = run.repo.split("/")[0]?.toLowerCase();
+    const head = String(json.head ?? "");
+    const [headOwner, headBranch] = head.includes(":") ? head.split(/:(.*)/s) : [owner, head];
+    if (headBranch !== run.branch || headOwner?.toLowerCase() !== owner) {
+      return `a pull request may be opened only from ${run.branch}`;
+    }
+    if ("head_repo" in json || "issue" in json) return "head_repo and issue are not allowed";
+    return undefined;
+  }
+  const extra = Object.keys(json).filter((k) => k !== "title" && k !== "body");
+  return extra.length ? `only the title and body of a pull request may change, not ${extra.join(", ")}` : undefined;
 }

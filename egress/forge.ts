@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { request } from "undici";
 import type { VerifiedAttempt } from "../core/attempt-token.ts";
 import { credentialFrom, verify } from "./auth.ts";
-import { decideApi, protectedTouched } from "./forge-rules.ts";
+import { bodyRefusal, decideApi, protectedTouched } from "./forge-rules.ts";
 import {
   downstreamHeaders,
   type EgressDeps,
@@ -280,6 +280,11 @@ export function apiHandler(deps: EgressDeps) {
     if (body === undefined) {
       await record(deps, { ...base, attempt, decision: "refused", reason: "too_large", status: 413 });
       return jsonDeny(413, "the request is too large");
+    }
+    const refusedBody = bodyRefusal(method, path, body, attempt);
+    if (refusedBody) {
+      await record(deps, { ...base, attempt, decision: "refused", reason: "body", status: 403, why: refusedBody });
+      return jsonDeny(403, refusedBody);
     }
     const headers = upstreamHeaders(c.req.raw.headers, { authorization: `token ${token}` });
     // Pagination links point at the forge; the runner can only follow them through the gateway.

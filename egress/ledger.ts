@@ -78,6 +78,10 @@ export function attemptRefusal(run: RunEntry | undefined, claims: AttemptClaims)
   if (!run || run.uid !== claims.run.uid) return "not_reserved";
   const stage = run.stages[claims.stage];
   if (!stage || stage.attempt !== claims.attempt || stage.ended) return "attempt_not_current";
+  // The token and the reservation were both made by the operator; they must agree.
+  if (stage.repo.toLowerCase() !== claims.repo.toLowerCase() || stage.branch !== claims.branch) {
+    return "attempt_not_current";
+  }
   return undefined;
 }
 

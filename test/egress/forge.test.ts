@@ -255,6 +255,14 @@ describe("egress forge proxy", () => {
     });
     expect(comments.map((c) => c.body)).toEqual(["one", "two", "three"]);
 
+    // Positive control: the update the write stage does (its body) passes.
+    const updated = await octokit.rest.pulls.update({
+      owner: "acme",
+      repo: "calc",
+      pull_number: pr.data.number,
+      body: "stats",
+    });
+    expect(updated.data.body).toBe("stats");
     const before = gh.requests.length;
     const refused = async (call: Promise<unknown>, message: RegExp) => {
       const err = (await call.then(
@@ -275,6 +283,14 @@ describe("egress forge proxy", () => {
       /not allowed/,
     );
     await refused(octokit.rest.users.getAuthenticated(), /only the run's repository/);
+    await refused(
+      octokit.rest.pulls.create({ owner: "acme", repo: "calc", head: "agent/control", base: "main", title: "x" }),
+      /only from agent\/1-fix-add/,
+    );
+    await refused(
+      octokit.rest.pulls.update({ owner: "acme", repo: "calc", pull_number: pr.data.number, base: "agent/control" }),
+      /not base/,
+    );
     const gql = await fetch(`${egress.url}/api/graphql`, {
       method: "POST",
       headers: { authorization: `bearer ${token}`, "content-type": "application/json" },
@@ -283,7 +299,7 @@ describe("egress forge proxy", () => {
     expect(gql.status).toBe(403);
     expect(gh.requests.length).toBe(before);
     const run = await readRun(egress.adminUrl, claims.run);
-    expect(run.stages.write?.refused).toBeGreaterThanOrEqual(12);
+    expect(run.stages.write?.refused).toBeGreaterThanOrEqual(14);
   });
 
   it("never writes the forge token or the attempt token to its log", async () => {
