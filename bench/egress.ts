@@ -6,6 +6,8 @@
 // (compare-and-swap in NATS KV), forward, pass the stream through while reading usage, settle the
 // charge (a second CAS) before the stream ends. Then STREAMS concurrent streams through the gateway
 // across 50 runs, and the gateway's peak RSS. The last line is machine-readable.
+// BENCH_REQUESTS, BENCH_WARMUP, BENCH_STREAMS change the counts; EGRESS_NODE_OPTIONS is passed to the
+// gateway's node (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,6 +53,14 @@ async function bundleEgress(): Promise<{ file: string; dir: string }> {
   return { file, dir };
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (!pid) return Number.NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function peakRssMib(pid: number | undefined): Promise<number> {
   if (!pid) return Number.NaN;
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -62,7 +72,14 @@ const nats = await startNats();
 const sim = await startModelSim({ apiKey: PROVIDER_KEY, scenario: { write: [turn(text("Done. ".repeat(300)))] } });
 const { file, dir } = await bundleEgress();
 // Logs at info, as in production: every request is a log line.
-const egress = await startEgress({ NATS_URL: nats.url, MODEL_BASE_URL: sim.url }, { bundle: file });
+const egress = await startEgress(
+  {
+    NATS_URL: nats.url,
+    MODEL_BASE_URL: sim.url,
+    ...(process.env.EGRESS_NODE_OPTIONS ? { NODE_OPTIONS: process.env.EGRESS_NODE_OPTIONS } : {}),
+  },
+  { bundle: file },
+);
 const agent = new Agent({ connections: STREAMS + 16, keepAliveTimeout: 60_000 });
 
 try {
@@ -96,6 +113,7 @@ try {
   const direct: number[] = [];
   const proxied: number[] = [];
   let bytes = 0;
+  const cpuBefore = await cpuSeconds(egress.pid);
   for (let i = 0; i < REQUESTS; i++) {
     // Alternate the order so neither side always runs on a warmer loop.
     if (i % 2) {
@@ -110,6 +128,7 @@ try {
       direct.push((await call(sim.url, PROVIDER_KEY)).ms);
     }
   }
+  const cpuPerRequestUs = (((await cpuSeconds(egress.pid)) - cpuBefore) * 1e6) / REQUESTS;
   const run = await readRun(egress.adminUrl, claims.run);
   const charged = run.stages.write?.requests ?? 0;
 
@@ -140,7 +159,7 @@ try {
     `egress bench: ${REQUESTS} streaming requests each way (${BODY.length} B in, ${bytes} B streamed out), after ${WARMUP} warm-up pairs\n` +
       `  direct   p50=${ms(d50)}ms p99=${ms(d99)}ms\n` +
       `  proxied  p50=${ms(p50)}ms p99=${ms(p99)}ms (charged ${charged} requests to the run, $${run.spentUsd.toFixed(4)})\n` +
-      `  added    p50=${ms(p50 - d50)}ms p99=${ms(p99 - d99)}ms\n` +
+      `  added    p50=${ms(p50 - d50)}ms p99=${ms(p99 - d99)}ms; egress CPU ${cpuPerRequestUs.toFixed(0)} µs per request (10 ms clock ticks)\n` +
       `  ${STREAMS} concurrent streams across 50 runs: ${held} complete in ${ms(wall)}ms, ${failed.length} failed` +
       `${failed.length ? ` (${String((failed[0] as PromiseRejectedResult).reason)})` : ""}; ledger CAS retries ${conflicts}\n` +
       `  egress peak RSS ${rss.toFixed(1)} MiB`,

@@ -143,12 +143,28 @@ export async function sendUpstream(
   out.writeHead(status, head);
   const closed = new Promise<void>((resolve) => out.once("close", resolve));
   let error: unknown;
+  // Chunks that arrive in the same turn of the event loop leave in one write (cork until the next
+  // turn): a stream of small events otherwise costs a syscall each.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    out.uncork();
+  };
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (out.destroyed) throw new Error("the runner went away");
       onChunk(chunk);
-      if (!out.write(chunk)) await Promise.race([new Promise((r) => out.once("drain", r)), closed]);
+      if (!corked) {
+        corked = true;
+        out.cork();
+        setImmediate(uncork);
+      }
+      if (!out.write(chunk)) {
+        if (corked) uncork();
+        await Promise.race([new Promise((r) => out.once("drain", r)), closed]);
+      }
     }
+    if (corked) uncork();
     if (out.destroyed) throw new Error("the runner went away");
   } catch (err) {
     error = err;
