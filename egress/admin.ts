@@ -114,7 +114,7 @@ export function adminApp(deps: EgressDeps): Hono {
         attempt: body.attempt,
         budgetUsd: body.budgetUsd,
         spentUsd: run.spentUsd,
-        forgeToken: forgeToken !== undefined,
+        hasForgeToken: forgeToken !== undefined,
       },
       "budget reserved for a stage attempt",
     );

@@ -1,26 +1,27 @@
 import { type DestinationStream, type Logger, pino } from "pino";
 
 /**
- * Paths pino replaces with "[redacted]": request headers carrying credentials (the attempt token
- * coming in, the provider key or forge token going out), the resolved configuration's secrets.
+ * Paths pino replaces with "[redacted]". No line the gateway writes holds a credential (it never logs
+ * headers or its configuration whole; the tests search every log line for every secret); these catch a
+ * future mistake. No leading wildcards: those cost pino ~30 µs a line, on a line per request.
  */
 export const REDACT_PATHS = [
   "headers.authorization",
   'headers["x-api-key"]',
   'headers["proxy-authorization"]',
-  "*.headers.authorization",
-  '*.headers["x-api-key"]',
-  '*.headers["proxy-authorization"]',
-  "config.ATTEMPT_TOKEN_KEY",
-  "config.ADMIN_TOKEN",
-  "config.MODEL_API_KEY",
-  "*.attemptKey",
-  "*.adminToken",
-  "*.apiKey",
-  "*.forgeToken",
-  "*.token",
-  "*.secret",
-];
+  "req.headers.authorization",
+  'req.headers["x-api-key"]',
+  'req.headers["proxy-authorization"]',
+  "config.attemptKey",
+  "config.adminToken",
+  "config.model.apiKey",
+  "env.ATTEMPT_TOKEN_KEY",
+  "env.ADMIN_TOKEN",
+  "env.MODEL_API_KEY",
+  "forgeToken",
+  "token",
+  "apiKey",
+]
 
 /**
  * JSON logs with secrets redacted; lines go to stdout through a 4 KiB buffer flushed at least every
