@@ -21,7 +21,7 @@ export const REDACT_PATHS = [
   "forgeToken",
   "token",
   "apiKey",
-]
+];
 
 /**
  * JSON logs with secrets redacted; lines go to stdout through a 4 KiB buffer flushed at least every
