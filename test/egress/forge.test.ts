@@ -302,7 +302,10 @@ describe("egress forge proxy", () => {
     expect(run.stages.write?.refused).toBeGreaterThanOrEqual(14);
   });
 
-  it("never writes the forge token or the attempt token to its log", async () => {
+  it("never gives the forge token back, nor writes it or the attempt token to its log", async () => {
+    const view = await readRun(egress.adminUrl, claims.run);
+    expect(view.stages.write?.forgeToken).toBe(true);
+    expect(JSON.stringify(view)).not.toContain(forgeToken);
     const all = egress.logs.join("\n");
     expect(all).toContain('"kind":"git"');
     expect(all).not.toContain(forgeToken);

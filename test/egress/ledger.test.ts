@@ -100,6 +100,39 @@ describe("budget ledger", () => {
     expect((await kv.get("k"))?.string()).toBe("b");
   });
 
+  it("releases a hold never settled (its replica died) after the hold timeout, and refuses over budget", async () => {
+    const nc = await connect({ servers: nats.url });
+    connections.push(nc);
+    // A hold timeout of 0: every hold is already expired at the next change.
+    const ledger = await Ledger.open(nc, { bucket: "ledger-expiry", ttlMs: 3600_000, holdTimeoutMs: 0 });
+    const claims = claimsFor({ namespace: "agents", name: "expiry", uid: "u2" });
+    const r = {
+      uid: "u2",
+      budgetUsd: 1,
+      stage: "write" as const,
+      attempt: 1,
+      repo: claims.repo,
+      branch: claims.branch,
+    };
+    await ledger.reserve("agents", "expiry", r);
+    expect((await ledger.hold(claims, 0.9)).ok).toBe(true);
+    // Never settled; without expiry this would leave 0.1.
+    expect((await ledger.hold(claims, 0.9)).ok).toBe(true);
+    const live = await Ledger.open(nc, { bucket: "ledger-expiry", ttlMs: 3600_000, holdTimeoutMs: 60_000 });
+    const first = await live.hold(claims, 0.6);
+    expect(first.ok).toBe(true);
+    const second = await live.hold(claims, 0.6);
+    expect(second).toMatchObject({ ok: false, reason: "budget_exhausted" });
+    // Settling releases the hold and charges the actual cost.
+    if (first.ok)
+      await live.settle(claims, first.holdId, {
+        usd: 0.25,
+        tokens: { input: 1, output: 1, cacheRead: 0, cacheWrite: 0 },
+      });
+    expect((await live.hold(claims, 0.6)).ok).toBe(true);
+    expect((await live.read("agents", "expiry"))?.spentUsd).toBeCloseTo(0.25, 12);
+  });
+
   it("two ledger instances settling 100 charges concurrently keep the exact sum", async () => {
     const [nc1, nc2] = await Promise.all([connect({ servers: nats.url }), connect({ servers: nats.url })]);
     connections.push(nc1, nc2);
