@@ -4,7 +4,7 @@ import { StageName } from "../core/result.ts";
 import { adminAuthorized } from "./auth.ts";
 import { forgeTokenContext } from "./forge.ts";
 import type { EgressDeps } from "./http.ts";
-import { heldUsd, type RunEntry } from "./ledger.ts";
+import { heldUsd, LedgerUnavailable, type RunEntry } from "./ledger.ts";
 
 /**
  * The admin API, on its own port (the chart's NetworkPolicy opens it to the operator only), behind
@@ -152,5 +152,10 @@ export function adminApp(deps: EgressDeps): Hono {
   });
 
   app.route("/admin/v1", admin);
+  app.onError((err, c) => {
+    if (err instanceof LedgerUnavailable) return c.json({ error: err.message }, 503);
+    deps.logger.error({ event: "error", err: String(err?.stack ?? err), path: c.req.path }, "admin request failed");
+    return c.json({ error: "internal error" }, 500);
+  });
   return app;
 }

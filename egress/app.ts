@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { apiHandler, gitHandler, graphqlHandler, isGitPath } from "./forge.ts";
 import { type EgressDeps, record } from "./http.ts";
+import { LedgerUnavailable } from "./ledger.ts";
 import { modelHandler } from "./model.ts";
 
 /**
@@ -31,6 +32,9 @@ export function proxyApp(deps: EgressDeps, ready: () => boolean): Hono {
     return c.text("egress: refused: only the model API, the forge and allowlisted CONNECT hosts are reachable\n", 403);
   });
   app.onError((err, c) => {
+    if (err instanceof LedgerUnavailable) {
+      return c.json({ type: "error", error: { type: "overloaded_error", message: `egress: ${err.message}` } }, 503);
+    }
     deps.logger.error({ event: "error", err: String(err?.stack ?? err), path: c.req.path }, "request failed");
     return c.json({ type: "error", error: { type: "api_error", message: "egress: internal error" } }, 500);
   });

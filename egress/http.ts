@@ -6,14 +6,14 @@ import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { VerifiedAttempt } from "../core/attempt-token.ts";
 import type { EgressConfig } from "./config.ts";
-import type { Ledger } from "./ledger.ts";
+import type { LedgerApi } from "./ledger.ts";
 import type { EgressMetrics, Kind } from "./metrics.ts";
 import type { PushInspector } from "./push-inspect.ts";
 import type { Sealer } from "./seal.ts";
 
 export interface EgressDeps {
   config: EgressConfig;
-  ledger: Ledger;
+  ledger: LedgerApi;
   sealer: Sealer;
   inspector: PushInspector;
   logger: Logger;

@@ -305,3 +305,46 @@ function bumpStage(run: RunEntry, stage: StageName, change: (s: StageEntry) => S
   const entry = run.stages[stage];
   return entry ? { ...run, stages: { ...run.stages, [stage]: change(entry) } } : run;
 }
+
+/** What the handlers use of the ledger. */
+export type LedgerApi = Pick<
+  Ledger,
+  "read" | "reserve" | "end" | "remove" | "hold" | "settle" | "current" | "countRefusal"
+>;
+
+/** The ledger is not reachable yet (NATS down at start): requests get 503 and are retried. */
+export class LedgerUnavailable extends Error {
+  constructor() {
+    super("the budget ledger (NATS) is not reachable yet");
+    this.name = "LedgerUnavailable";
+  }
+}
+
+/**
+ * A ledger that is still being opened (the gateway starts serving before NATS answers, and stays
+ * unready until then): every call fails with LedgerUnavailable until `opening` resolves.
+ */
+export function pendingLedger(opening: Promise<Ledger>): LedgerApi & { ready(): boolean } {
+  let ledger: Ledger | undefined;
+  opening.then(
+    (l) => {
+      ledger = l;
+    },
+    () => {},
+  );
+  const use = (): Ledger => {
+    if (!ledger) throw new LedgerUnavailable();
+    return ledger;
+  };
+  return {
+    ready: () => ledger !== undefined,
+    read: async (...a) => use().read(...a),
+    reserve: async (...a) => use().reserve(...a),
+    end: async (...a) => use().end(...a),
+    remove: async (...a) => use().remove(...a),
+    hold: async (...a) => use().hold(...a),
+    settle: async (...a) => use().settle(...a),
+    current: async (...a) => use().current(...a),
+    countRefusal: async (...a) => use().countRefusal(...a),
+  };
+}

@@ -27,7 +27,8 @@ const shutdown = (signal: string) => {
     },
     () => process.exit(1),
   );
-  setTimeout(() => process.exit(1), 30_000).unref();
+  // Under the chart's terminationGracePeriodSeconds (120): long model streams get to finish.
+  setTimeout(() => process.exit(1), 100_000).unref();
 };
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));

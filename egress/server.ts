@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { collectDefaultMetrics } from "prom-client";
@@ -11,7 +12,7 @@ import { proxyApp } from "./app.ts";
 import { type EgressConfig, type EgressEnv, loadConfig } from "./config.ts";
 import { connectHandler } from "./connect.ts";
 import type { EgressDeps } from "./http.ts";
-import { Ledger } from "./ledger.ts";
+import { Ledger, pendingLedger } from "./ledger.ts";
 import { createLogger } from "./log.ts";
 import { egressMetrics } from "./metrics.ts";
 import { PushInspector } from "./push-inspect.ts";
@@ -42,14 +43,29 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
   const log = logger ?? createLogger({ level: env.LOG_LEVEL });
   const metrics = egressMetrics();
   collectDefaultMetrics({ register: metrics.registry });
-  const nc = await natsConnect({ servers: env.NATS_URL, name: "agentfactory-egress", maxReconnectAttempts: -1 });
-  const ledger = await Ledger.open(nc, {
-    bucket: env.LEDGER_BUCKET,
-    ttlMs: env.LEDGER_TTL_SECONDS * 1000,
-    replicas: env.LEDGER_REPLICAS,
-    holdTimeoutMs: config.holdTimeoutMs,
-    onConflict: () => metrics.ledgerConflicts.inc(),
-  });
+  // Serve from the start, unready until NATS answers (a gateway that exits instead would crash-loop
+  // whenever NATS restarts slower than it does).
+  let nc: NatsConnection | undefined;
+  const opening = (async () => {
+    nc = await natsConnect({
+      servers: env.NATS_URL,
+      name: "agentfactory-egress",
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: true,
+    });
+    return Ledger.open(nc, {
+      bucket: env.LEDGER_BUCKET,
+      ttlMs: env.LEDGER_TTL_SECONDS * 1000,
+      replicas: env.LEDGER_REPLICAS,
+      holdTimeoutMs: config.holdTimeoutMs,
+      onConflict: () => metrics.ledgerConflicts.inc(),
+    });
+  })();
+  opening.then(
+    () => log.info({ event: "ledger_ready", bucket: env.LEDGER_BUCKET }, "budget ledger ready"),
+    (err: unknown) => log.error({ event: "ledger_failed", err: String(err) }, "budget ledger could not be opened"),
+  );
+  const ledger = pendingLedger(opening);
   const deps: EgressDeps = {
     config,
     ledger,
@@ -59,7 +75,7 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
     metrics,
     dispatcher: new Agent({ keepAliveTimeout: 30_000, connections: 512, pipelining: 1 }),
   };
-  const ready = () => !nc.isClosed();
+  const ready = () => ledger.ready() && nc?.isClosed() === false;
   const proxy = await listen(proxyApp(deps, ready), env.PORT, env.HOST);
   // Streams run for minutes; the defaults would cut long model streams and big fetches.
   proxy.requestTimeout = 0;
@@ -80,7 +96,7 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
       for (const socket of tunnels) socket.destroy();
       await Promise.all([proxy, admin].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       await deps.dispatcher.close();
-      await nc.drain();
+      if (nc && !nc.isClosed()) await nc.drain();
     },
   };
 }
