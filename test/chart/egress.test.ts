@@ -123,6 +123,16 @@ describe("egress gateway in the chart", () => {
     expect(pdb.spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("egress");
   });
 
+  it("is scraped through a ServiceMonitor on its metrics port when monitoring is on", () => {
+    const monitor = find(full, "ServiceMonitor", "-egress");
+    const service = find(full, "Service", "-egress");
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: "metrics", path: "/metrics" });
+    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels as Record<string, string>)) {
+      expect(service.metadata.labels?.[k]).toBe(v);
+    }
+    expect(on.some((o) => o.kind === "ServiceMonitor")).toBe(false);
+  });
+
   it("takes runner traffic on the proxy port, the operator's on the admin port, and reaches NATS", () => {
     const policy = find(full, "NetworkPolicy", "-egress");
     const [proxy, admin] = policy.spec.ingress;
