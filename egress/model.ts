@@ -143,10 +143,22 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
       const priced = model ?? parsed.model;
       const usd = costUsd(priced, bill, config.prices);
       if (usd > holdUsd + 1e-12) metrics.holdShortfall.inc();
-      try {
-        await ledger.settle(attempt, holdId, { usd, tokens: tokensOf(bill) });
-      } catch (err) {
-        deps.logger.error({ event: "ledger_error", err: String(err) }, "could not settle a model request");
+      // What was spent must be charged: a NATS hiccup (reconnect, leader change) is retried for a few
+      // seconds before the charge is given up (and logged with its amount).
+      for (let tries = 0; ; tries++) {
+        try {
+          await ledger.settle(attempt, holdId, { usd, tokens: tokensOf(bill) });
+          break;
+        } catch (err) {
+          if (tries >= 4) {
+            deps.logger.error(
+              { event: "ledger_error", err: String(err), run: `${attempt.run.namespace}/${attempt.run.name}`, usd },
+              "could not charge a model request",
+            );
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 200 * 2 ** tries));
+        }
       }
       const labels = { model: normalizeModel(priced), stage: attempt.stage };
       metrics.modelCost.inc(labels, usd);
