@@ -200,6 +200,8 @@ describe("gateway", () => {
     expect(env.has("CLICKUP_REPO_MAP")).toBe(false);
     const full = envOf(container(find(rendered.full, "Deployment", "-gateway"), "gateway"));
     expect(JSON.parse(full.get("CLICKUP_REPO_MAP").value)).toEqual({ "901": "acme/web" });
+    expect(env.has("CLICKUP_REPO_ALLOWLIST")).toBe(false);
+    expect(JSON.parse(full.get("CLICKUP_REPO_ALLOWLIST").value)).toEqual({ "901": ["acme/web-docs"] });
   });
 
   it("exposes only the webhook routes through the Ingress", () => {

@@ -47,7 +47,7 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
           {
             id: "86field",
             name: "Fix login",
-            listId: "555",
+            listId: "901",
             customFields: [{ name: "Repository", type: "url", value: `https://github.com/${REPO}` }],
           },
         ],
