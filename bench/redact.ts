@@ -28,7 +28,7 @@ const ordinary = [
   "ℹ tests 1 | pass 1 | fail 0 | cancelled 0 | skipped 0 | todo 0 | duration_ms 61.2",
   "export function createRedactor(secrets: readonly string[]): Redactor {",
   "  const token = process.env.GITHUB_TOKEN ?? '';",
-  "  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };",
+  "  const headers = { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' };",
   "import { randomUUID } from 'node:crypto'; const id = randomUUID(); // 0b4d6a2e-7c1f-4e8a-9d3b-5f6e7a8b9c0d",
   "Fixed add() to return the sum of its arguments; the existing test now passes and the CLI prints 5 for 2 + 3.",
   "| Write | 1 | `claude-sonnet-4-6` | $0.0421 | 5120 / 812 / 40960 / 2048 | 6 | 41.3s | Succeeded |",

@@ -137,8 +137,14 @@ function redactEncoded(text: string, inner: (plain: string) => string): string {
   if (text.length < MIN_BASE64_RUN) return text;
   BASE64_RUN.lastIndex = 0;
   return text.replace(BASE64_RUN, (run) => {
-    // A run glued to a word (`AUTH_<base64>`) is tried from each of the next few characters too.
-    for (let offset = 0; offset < 4 && run.length - offset >= MIN_BASE64_RUN; offset++) {
+    // A run glued to a word (`AUTH_<base64>`, `X-<base64>`) is tried from each of the next few
+    // characters, and after its first and its last `_` or `-` among the first 64.
+    const offsets = new Set([0, 1, 2, 3]);
+    const head = run.slice(0, 64);
+    const first = head.search(/[_-]/);
+    if (first >= 0) offsets.add(first + 1).add(Math.max(head.lastIndexOf("_"), head.lastIndexOf("-")) + 1);
+    for (const offset of offsets) {
+      if (run.length - offset < MIN_BASE64_RUN) continue;
       const bytes = Buffer.from(run.slice(offset), "base64");
       if (!isText(bytes)) continue;
       const plain = bytes.toString("latin1");

@@ -132,7 +132,7 @@ const SPECS: RuleSpec[] = [
   {
     id: "gitlab-pat/deploy/feed/mail/agent/oauth/ptt/runner/scim/ffct",
     keywords: ["glpat-", "gldt-", "glft-", "glimt-", "glagent-", "gloas-", "glptt-", "glrt-", "glsoat-", "glffct-"],
-    re: "gl(?:pat|dt|ft|imt|agent|oas|ptt|rt|soat|ffct)-[\\w.-]{20,}",
+    re: "gl(?:pat|dt|ft|imt|agent|oas|ptt|rt|soat|ffct)-[\\w-]{20,}(?:\\.[0-9a-z]{9}\\b)?",
   },
   { id: "gitlab-cicd-job-token", keywords: ["glcbt-"], re: "glcbt-[0-9a-zA-Z]{1,5}_[\\w-]{20,}" },
   { id: "gitlab-rrt", keywords: ["gr1348941"], re: "GR1348941[\\w-]{20,}" },
