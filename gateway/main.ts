@@ -10,7 +10,16 @@ import { natsPublisher } from "./publisher.ts";
 
 // Wiring only: configuration, dependencies, server, shutdown.
 const env = loadEnv(process.env);
-const logger = createLogger({ level: env.LOG_LEVEL });
+const logger = createLogger({
+  level: env.LOG_LEVEL,
+  secrets: [
+    env.GITHUB_WEBHOOK_SECRET,
+    env.GITHUB_APP_PRIVATE_KEY,
+    env.CLICKUP_WEBHOOK_SECRET,
+    env.CLICKUP_API_TOKEN,
+    env.DISPATCH_TOKEN,
+  ],
+});
 const metrics = gatewayMetrics();
 collectDefaultMetrics({ register: metrics.registry }); // process CPU, memory, event-loop lag
 const publisher = natsPublisher({ servers: env.NATS_URL, logger, publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS });

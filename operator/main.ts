@@ -8,6 +8,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { AgentRun } from "../core/agentrun.ts";
+import { createRedactor, logRedaction } from "../core/redact.ts";
 import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
@@ -58,14 +59,11 @@ function startHttp(c: Config, metrics: Metrics, ready: () => boolean): Promise<S
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(env);
-  const log = pino({
-    level: config.LOG_LEVEL,
-    base: { component: "operator" },
-    redact: {
-      paths: ["*.token", "*.privateKey", "*.GITHUB_APP_PRIVATE_KEY", "*.authorization", "*.Authorization", "token"],
-      censor: "[redacted]",
-    },
-  });
+  // One redactor for logs and every text the operator sends: its own secrets plus the pattern set.
+  const redact = createRedactor(
+    [config.githubPrivateKey, config.SLACK_WEBHOOK_URL, config.CLICKUP_API_TOKEN].filter((s): s is string => !!s),
+  );
+  const log = pino({ level: config.LOG_LEVEL, base: { component: "operator" }, ...logRedaction(redact) });
   const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
   const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
   const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;
@@ -134,6 +132,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     ...(config.CLICKUP_API_TOKEN
       ? { clickup: { apiUrl: config.CLICKUP_API_URL, token: config.CLICKUP_API_TOKEN } }
       : {}),
+    redact,
     publishOutcome: async (record) => {
       await js.publish(outcomeSubject(record.outcome), JSON.stringify(record), {
         msgID: `${record.run_id}:${record.phase}`,

@@ -22,7 +22,7 @@ import { type Logger, pino } from "pino";
 import { z } from "zod";
 import { OutcomeRecord } from "../core/outcome.ts";
 import { extractPatterns, type Report, renderAntiPatternsMarkdown, renderPatternsMarkdown } from "../core/patterns.ts";
-import { createRedactor } from "../core/redact.ts";
+import { createRedactor, logRedaction, redactText } from "../core/redact.ts";
 import { OUTCOMES_STREAM } from "../core/streams.ts";
 import { Forge, type Permissions } from "./forge.ts";
 
@@ -394,7 +394,7 @@ async function main(): Promise<number> {
   const log = pino({
     level: process.env.LOG_LEVEL ?? "info",
     base: { component: "patterns-job" },
-    redact: { paths: ["*.token", "*.privateKey", "*.authorization", "*.Authorization", "token"], censor: "[redacted]" },
+    ...logRedaction(redactText),
   });
   try {
     const config = loadPatternsJobConfig();
