@@ -272,7 +272,7 @@ describe("near misses: ordinary code and logs stay as they are", () => {
     ["a type annotation", "function login(user: string, password: string): Promise<Token> {"],
     ["settings named like secrets", "maxTokens: 8192, tokenUrl: https://auth.example.com/token, tokens: 1200"],
     ["database and cache keys", 'cacheKey: "v1-deps-3f2a9c8e7d6b5a4f", primary_key = "user_id_9f8e7d"'],
-    ["a placeholder", 'password: "changeme", api_key: "xxxxxxxxxxxxxxxx", token: "${TOKEN}"'],
+    ["a placeholder", `password: "changeme", api_key: "xxxxxxxxxxxxxxxx", token: "$\{TOKEN}"`],
     ["a URL with a port", "listening on http://localhost:8080/x@y and git@github.com:acme/calc.git"],
     ["prose", "Use a Bearer token in the header; the secret key lives in the vault. xoxo-hugs"],
     [

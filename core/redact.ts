@@ -25,7 +25,6 @@ export const MIN_SECRET_LENGTH = 8;
 const MIN_FORM_LENGTH = 8;
 /** Shortest run of base64 characters worth decoding (a 15-byte plaintext). */
 const MIN_BASE64_RUN = 20;
-const BASE64_RUN = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
 
 function b64(bytes: Buffer, urlSafe: boolean): string {
   const s = bytes.toString("base64");
@@ -132,26 +131,92 @@ function isText(bytes: Buffer): boolean {
   return ok >= bytes.length * 0.95;
 }
 
-/** Replaces base64 runs whose decoded text `inner` would change (it holds a secret). */
+/** Base64 digit values (standard and URL-safe alphabets); -1 for anything else. */
+const B64_VALUE = new Int8Array(128).fill(-1);
+for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].entries())
+  B64_VALUE[c.charCodeAt(0)] = i;
+B64_VALUE["-".charCodeAt(0)] = 62;
+B64_VALUE["_".charCodeAt(0)] = 63;
+
+const b64At = (text: string, i: number): number => {
+  const c = text.charCodeAt(i);
+  return c < 128 ? (B64_VALUE[c] as number) : -1;
+};
+
+/**
+ * Whether `run` from `offset` decodes to (almost only) 7-bit bytes, read off the characters without
+ * decoding: a byte is below 0x80 exactly when its top bit, which sits at a fixed place in the 4-character
+ * group, is clear. Rejects identifiers, paths, UUIDs and digests before any decoding is done.
+ */
+function decodesToAscii(run: string, offset: number): boolean {
+  let bad = 0;
+  let total = 0;
+  for (let i = offset; i + 1 < run.length; i += 4) {
+    total++;
+    if (b64At(run, i) >= 32) bad++;
+    if (i + 2 < run.length) {
+      total++;
+      if ((b64At(run, i + 1) & 15) >= 8) bad++;
+    }
+    if (i + 3 < run.length) {
+      total++;
+      if ((b64At(run, i + 2) & 3) >= 2) bad++;
+    }
+  }
+  return bad <= total * 0.05;
+}
+
+/** Decoded text of `run` from `offset` when it is text and `inner` finds a secret in it. */
+function holdsSecret(run: string, body: string, offset: number, inner: (plain: string) => string): boolean {
+  if (run.length - offset < MIN_BASE64_RUN || !decodesToAscii(body, offset)) return false;
+  const bytes = Buffer.from(run.slice(offset), "base64");
+  if (!isText(bytes)) return false;
+  const plain = bytes.toString("latin1");
+  return inner(plain) !== plain;
+}
+
+/** REDACTED for a base64 run whose decoded text `inner` would change (it holds a secret), else undefined. */
+function redactRun(run: string, inner: (plain: string) => string): string | undefined {
+  const body = run.endsWith("=") ? run.replace(/=+$/, "") : run;
+  for (let offset = 0; offset < 4; offset++)
+    if (holdsSecret(run, body, offset, inner)) return offset ? `${run.slice(0, offset)}${REDACTED}` : REDACTED;
+  // A run glued to a word (`AUTH_<base64>`, `X-<base64>`): also after its first and last `_` or `-`
+  // among the first 64 characters.
+  const head = run.slice(0, 64);
+  const first = Math.min(...["_", "-"].map((c) => head.indexOf(c)).filter((i) => i >= 0), 64);
+  const last = Math.max(head.lastIndexOf("_"), head.lastIndexOf("-"));
+  if (first === 64) return undefined;
+  for (const at of first === last ? [first] : [first, last]) {
+    if (at + 1 >= 4 && holdsSecret(run, body, at + 1, inner)) return `${run.slice(0, at + 1)}${REDACTED}`;
+  }
+  return undefined;
+}
+
+/** Replaces the base64 runs (at least MIN_BASE64_RUN long) of `text` that hold a secret once decoded. */
 function redactEncoded(text: string, inner: (plain: string) => string): string {
   if (text.length < MIN_BASE64_RUN) return text;
-  BASE64_RUN.lastIndex = 0;
-  return text.replace(BASE64_RUN, (run) => {
-    // A run glued to a word (`AUTH_<base64>`, `X-<base64>`) is tried from each of the next few
-    // characters, and after its first and its last `_` or `-` among the first 64.
-    const offsets = new Set([0, 1, 2, 3]);
-    const head = run.slice(0, 64);
-    const first = head.search(/[_-]/);
-    if (first >= 0) offsets.add(first + 1).add(Math.max(head.lastIndexOf("_"), head.lastIndexOf("-")) + 1);
-    for (const offset of offsets) {
-      if (run.length - offset < MIN_BASE64_RUN) continue;
-      const bytes = Buffer.from(run.slice(offset), "base64");
-      if (!isText(bytes)) continue;
-      const plain = bytes.toString("latin1");
-      if (inner(plain) !== plain) return offset ? `${run.slice(0, offset)}${REDACTED}` : REDACTED;
+  let out = "";
+  let last = 0;
+  for (let i = 0; i < text.length; ) {
+    if (b64At(text, i) < 0) {
+      i++;
+      continue;
     }
-    return run;
-  });
+    let j = i + 1;
+    while (j < text.length && b64At(text, j) >= 0) j++;
+    if (j - i >= MIN_BASE64_RUN) {
+      let end = j;
+      while (end < text.length && end - j < 2 && text[end] === "=") end++;
+      const replacement = redactRun(text.slice(i, end), inner);
+      if (replacement !== undefined) {
+        out += text.slice(last, i) + replacement;
+        last = end;
+      }
+      j = end;
+    }
+    i = j;
+  }
+  return last === 0 ? text : out + text.slice(last);
 }
 
 /**
