@@ -18,7 +18,13 @@ describe("gateway → real NATS JetStream", () => {
   beforeAll(async () => {
     nats = await startNats();
     const { logger } = memoryLogger("silent");
-    publisher = natsPublisher({ servers: nats.url, logger, publishTimeoutMs: 1_000, reconnectWaitMs: 100 });
+    publisher = natsPublisher({
+      servers: nats.url,
+      auth: nats.clientAuth("gateway"),
+      logger,
+      publishTimeoutMs: 1_000,
+      reconnectWaitMs: 100,
+    });
     await publisher.connected;
     app = createApp({
       publisher,
@@ -48,7 +54,7 @@ describe("gateway → real NATS JetStream", () => {
   // A fresh connection per look, retried: JetStream needs a moment after a restart.
   const stored = async () => {
     for (let attempt = 0; ; attempt++) {
-      const nc = await connect({ servers: nats.url });
+      const nc = await connect(nats.options("admin"));
       try {
         const jsm = await jetstreamManager(nc, { timeout: 2_000 });
         const info = await jsm.streams.info(TICKETS_STREAM);
@@ -117,7 +123,7 @@ describe("gateway → real NATS JetStream", () => {
   });
 
   it("re-creates a deleted TICKETS stream: 503 for the delivery that found it missing, then accepted", async () => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("admin"));
     await (await jetstreamManager(nc)).streams.delete(TICKETS_STREAM);
     await nc.close();
     expect((await deliver("after-delete", 30)).status).toBe(503);
@@ -126,6 +132,11 @@ describe("gateway → real NATS JetStream", () => {
     const { info, messages } = await stored();
     expect(info.config.storage).toBe("file");
     expect(messages.map((m) => m.header?.get("Nats-Msg-Id"))).toEqual(["github:after-delete"]);
+  });
+
+  it("needed nothing beyond the gateway's NATS permissions (no violation in the server log)", () => {
+    expect(nats.auth).toBe(true);
+    expect(nats.violations()).toEqual([]);
   });
 });
 

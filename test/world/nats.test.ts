@@ -14,7 +14,7 @@ describe("startNats", () => {
 
   it("runs JetStream on a loopback port and keeps the file store across a restart on the same port", async () => {
     expect(nats.url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("admin"));
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "WORLD", subjects: ["world.>"] });
     const ack = await jetstream(nc).publish("world.one", "hello", { msgID: "one" });
@@ -25,7 +25,7 @@ describe("startNats", () => {
     await nats.restart();
     expect(nats.port).toBe(port);
 
-    const again = await connect({ servers: nats.url });
+    const again = await connect(nats.options("admin"));
     const info = await (await jetstreamManager(again)).streams.info("WORLD");
     expect(info.state.messages).toBe(1);
     await again.close();

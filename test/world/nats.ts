@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type ConnectionOptions, connect } from "@nats-io/transport-node";
 import {
   NATS_CLIENTS,
+  type NatsAuthOptions,
   type NatsClient,
   natsAuthOptions,
   natsAuthorizationConf,
@@ -28,6 +29,8 @@ export interface NatsServer {
   auth: boolean;
   /** Connect options for `user`: the URL, and with auth its name, password and inbox prefix. */
   options(user: NatsWorldUser): ConnectionOptions;
+  /** The client's user, password and inbox prefix (`natsAuthOptions`), for `natsPublisher({ auth })` and the like. */
+  clientAuth(client: NatsClient): NatsAuthOptions;
   /** The environment a process of `client` needs: NATS_URL, and with auth NATS_USER and NATS_PASSWORD. */
   env(client: NatsClient): Record<string, string>;
   /** The password of `user` ("" without auth), for tests that look for it in logs. */
@@ -130,6 +133,10 @@ export async function startNats({ storeDir, auth = true, config }: StartNatsOpti
     },
     auth: enforced,
     options: userOptions,
+    clientAuth(client) {
+      const { servers: _url, ...auth } = userOptions(client);
+      return auth as NatsAuthOptions;
+    },
     env(client) {
       const o = userOptions(client);
       return {
