@@ -132,7 +132,7 @@ export function natsUserConf(user: string, passwordEnv: string, permissions?: Na
  */
 export function natsAuthorizationConf(extraUsers: readonly string[] = []): string {
   return [
-    "# Generated from core/nats-auth.ts: one user per client, allowed only the subjects it needs.",
+    "# Generated from core/nats-auth.ts (make chart-files): one user per client, allowed only the subjects it needs.",
     "authorization {",
     "  users = [",
     ...NATS_CLIENTS.map((client) => natsUserConf(natsUser(client), natsPasswordEnv(client), NATS_PERMISSIONS[client])),
