@@ -54,7 +54,13 @@ export interface StartNatsOptions {
    * A whole nats-server config to run instead (e.g. the chart's), with the environment it reads
    * (passwords). The port, address and store still come from the command line.
    */
-  config?: { text: string; env: Record<string, string>; passwords: Partial<Record<NatsWorldUser, string>> };
+  config?: {
+    text: string;
+    env: Record<string, string>;
+    passwords: Partial<Record<NatsWorldUser, string>>;
+    /** The CA file clients verify the server with, when the config enables TLS. */
+    caFile?: string;
+  };
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -97,8 +103,12 @@ export async function startNats({ storeDir, auth = true, config }: StartNatsOpti
     if (!enforced) return { servers: url() };
     const pass = passwords[user];
     if (pass === undefined) throw new Error(`this NATS server has no password for ${user}`);
-    if (user === "admin") return { servers: url(), user: "admin", pass };
-    return { servers: url(), ...natsAuthOptions(user, { NATS_USER: natsUser(user), NATS_PASSWORD: pass }) };
+    const caFile = config?.caFile;
+    if (user === "admin") return { servers: url(), user: "admin", pass, ...(caFile ? { tls: { caFile } } : {}) };
+    return {
+      servers: url(),
+      ...natsAuthOptions(user, { NATS_USER: natsUser(user), NATS_PASSWORD: pass, NATS_TLS_CA_FILE: caFile }),
+    };
   };
   let child: ChildProcess | undefined;
   const log: string[] = [];
@@ -143,6 +153,7 @@ export async function startNats({ storeDir, auth = true, config }: StartNatsOpti
         NATS_URL: url(),
         ...(o.user ? { NATS_USER: o.user } : {}),
         ...(o.pass ? { NATS_PASSWORD: o.pass } : {}),
+        ...(config?.caFile ? { NATS_TLS_CA_FILE: config.caFile } : {}),
       };
     },
     password: (user) => passwords[user] ?? "",
