@@ -30,4 +30,36 @@ describe("startNats", () => {
     expect(info.state.messages).toBe(1);
     await again.close();
   });
+
+  it("enforces the production users by default: anonymous refused, each client as its own user", async () => {
+    expect(nats.auth).toBe(true);
+    await expect(connect({ servers: nats.url, reconnect: false })).rejects.toMatchObject({
+      name: "AuthorizationError",
+    });
+    const gateway = await connect(nats.options("gateway"));
+    expect(gateway.info?.auth_required).toBe(true);
+    gateway.publish("outcomes.clean", "not the gateway's subject");
+    await gateway.flush();
+    await gateway.close();
+    await expect
+      .poll(() => nats.violations().join("\n"))
+      .toMatch(/Publish Violation - User "gateway", Subject "outcomes.clean"/);
+    expect(nats.env("operator")).toEqual({
+      NATS_URL: nats.url,
+      NATS_USER: "operator",
+      NATS_PASSWORD: nats.password("operator"),
+    });
+  });
+
+  it("runs without users when asked (auth: false)", async () => {
+    const open = await startNats({ auth: false });
+    try {
+      expect(open.auth).toBe(false);
+      const nc = await connect({ servers: open.url, reconnect: false });
+      await nc.close();
+      expect(open.env("gateway")).toEqual({ NATS_URL: open.url });
+    } finally {
+      await open.stop();
+    }
+  });
 });
