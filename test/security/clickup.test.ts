@@ -48,7 +48,7 @@ describe("ClickUp tasks choose no repository the configuration did not allow", (
     proc = spawn(process.execPath, ["--import", "tsx", "gateway/main.ts"], {
       env: {
         PATH: process.env.PATH,
-        NATS_URL: nats.url,
+        ...nats.env("gateway"),
         PORT: "0",
         HOST: "127.0.0.1",
         CLICKUP_WEBHOOK_SECRET: SECRET,
@@ -97,7 +97,7 @@ describe("ClickUp tasks choose no repository the configuration did not allow", (
 
   /** Every ticket in the TICKETS stream. */
   const published = async (): Promise<Ticket[]> => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("admin"));
     try {
       const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(TICKETS_STREAM).catch(() => undefined);
