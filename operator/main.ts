@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
+import { AuthorizationV1Api } from "@kubernetes/client-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
@@ -17,6 +18,7 @@ import { Forge } from "./forge.ts";
 import type { JobSettings } from "./job.ts";
 import { KubeClient, loadKubeConfig } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
+import { describeMissing, formatPermission, missingPermissions } from "./kube/permissions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 export function jobSettings(c: Config): JobSettings {
@@ -67,7 +69,18 @@ export async function main(env: Record<string, string | undefined> = process.env
     },
   });
   const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
-  const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
+  const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH, config.SERVICE_ACCOUNT_ROOT));
+  // A Role missing a verb stops the operator here, naming what is missing (not a half-working controller).
+  const missing = await missingPermissions(kube.kc.makeApiClient(AuthorizationV1Api), config.NAMESPACE, {
+    leaderElection: config.LEADER_ELECTION,
+  });
+  if (missing.length > 0) {
+    log.fatal(
+      { namespace: config.NAMESPACE, missing: missing.map(formatPermission) },
+      describeMissing(missing, config.NAMESPACE),
+    );
+    process.exit(1);
+  }
   const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;
   let controller: Controller | undefined;
   let consumer: TicketConsumer | undefined;

@@ -475,8 +475,8 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   };
 }
 
-export function podmanStopArgs(name: string): string[] {
-  return [...PODMAN_GLOBAL_ARGS, "stop", "-t", "2", name];
+export function podmanStopArgs(name: string, graceSeconds = 2): string[] {
+  return [...PODMAN_GLOBAL_ARGS, "stop", "-t", String(graceSeconds), name];
 }
 
 /**
