@@ -42,6 +42,8 @@ export interface ControlPlaneOptions {
   maxRequestsInflight?: number;
   /** Extra kube-apiserver flags. */
   apiserverArgs?: string[];
+  /** Where the binaries are (default .cache/bin). */
+  binDir?: string;
   /** Keep the temporary directory (logs, etcd data) after stop(). Also env KEEP_CONTROL_PLANE=1. */
   keep?: boolean;
 }
@@ -67,13 +69,15 @@ export interface ControlPlane {
   /** SIGKILLs a component (start it again with `start`). */
   kill(component: Component): Promise<void>;
   start(component: Component): Promise<void>;
+  /** The process id of each running component. */
+  pids(): Partial<Record<Component, number>>;
   /** The last lines of a component's log. */
   logTail(component: Component, lines?: number): string;
   stop(): Promise<void>;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  const bins = binaryPaths();
+  const bins = binaryPaths(opts.binDir);
   const nodeName = opts.nodeName ?? NODE_NAME;
   const dir = await mkdtemp(join(tmpdir(), "af-controlplane-"));
   const procs = new Map<Component, Managed>();
@@ -234,6 +238,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       kill: (c) => get(c).kill(),
       start: (c) => get(c).start(),
       logTail: (c, lines = 40) => get(c).logTail(lines),
+      pids: () =>
+        Object.fromEntries([...procs].filter(([, p]) => p.running).map(([c, p]) => [c, p.pid])) as Partial<
+          Record<Component, number>
+        >,
       stop: stopAll,
     };
   } catch (err) {

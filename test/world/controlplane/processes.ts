@@ -14,12 +14,12 @@ export const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", 
 export type Component = (typeof COMPONENTS)[number];
 
 /** Throws a message saying how to install the control plane when a binary is missing. */
-export function binaryPaths(): Record<Component, string> {
-  const paths = Object.fromEntries(COMPONENTS.map((c) => [c, join(BIN_DIR, c)])) as Record<Component, string>;
+export function binaryPaths(binDir = BIN_DIR): Record<Component, string> {
+  const paths = Object.fromEntries(COMPONENTS.map((c) => [c, join(binDir, c)])) as Record<Component, string>;
   const missing = COMPONENTS.filter((c) => !existsSync(paths[c]));
   if (missing.length > 0)
     throw new Error(
-      `the Kubernetes control plane is not installed (${missing.join(", ")} missing in ${BIN_DIR}): ` +
+      `the Kubernetes control plane is not installed (${missing.join(", ")} missing in ${binDir}): ` +
         "run `make deps` (.ci/install-control-plane builds etcd and Kubernetes from Go modules)",
     );
   return paths;
