@@ -133,7 +133,9 @@ describe("the real control plane", () => {
         (e) => e as { code?: number; body?: string },
       );
     expect(statusCode(err)).toBe(403);
-    expect(String(err?.body)).toContain('violates PodSecurity "restricted:latest"');
+    const status = JSON.parse(String(err?.body)) as { reason: string; message: string };
+    expect(status.reason).toBe("Forbidden");
+    expect(status.message).toContain('violates PodSecurity "restricted:latest"');
   });
 
   it("honours the deletion grace period: SIGTERM first, SIGKILL when it runs out, then the pod is removed", async () => {

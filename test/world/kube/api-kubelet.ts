@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { PooledKubeConfig, statusCode } from "../../../operator/kube/client.ts";
 import { ResilientInformer } from "../../../operator/kube/informer.ts";
+import { microTime } from "../../../operator/kube/leader.ts";
 import { PODMAN_GLOBAL_ARGS, RUNNER_IMAGE } from "../podman.ts";
 import { defaultProcessCommand, podmanStopArgs } from "./kubelet.ts";
 import { ConfigError, type Container, resolveEnv, rewritePaths, secretData, type Volume } from "./pod-env.ts";
@@ -191,11 +192,17 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
 
   const leaseNs = "kube-node-lease";
   const renewLease = async () => {
-    const spec = { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date() as never };
+    const spec = { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: microTime(Date.now()) as never };
     try {
       const lease = await coordination.readNamespacedLease({ name: nodeName, namespace: leaseNs });
-      lease.spec = { ...lease.spec, ...spec };
-      await coordination.replaceNamespacedLease({ name: nodeName, namespace: leaseNs, body: lease });
+      await coordination.replaceNamespacedLease({
+        name: nodeName,
+        namespace: leaseNs,
+        body: {
+          metadata: { name: nodeName, namespace: leaseNs, resourceVersion: lease.metadata?.resourceVersion },
+          spec,
+        },
+      });
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
       await coordination.createNamespacedLease({
