@@ -52,7 +52,7 @@ export interface ClusterOptions extends ControlPlaneOptions {
   kubeletMode?: KubeletMode;
   /** Process-mode kubelet: the command each container runs. */
   processCommand?: string[];
-  /** Extra `helm install` values, as --set-string key=value. */
+  /** Extra `helm install` values, as --set key=value. */
   set?: Record<string, string>;
 }
 
@@ -93,7 +93,7 @@ export function helmInstallArgs(set: Record<string, string> = {}, verb: "install
     ...(verb === "install" ? ["--create-namespace"] : []),
     "--values",
     WORLD_VALUES,
-    ...Object.entries(set).flatMap(([k, v]) => ["--set-string", `${k}=${v}`]),
+    ...Object.entries(set).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
   ];
 }
 
