@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  ApiextensionsV1Api,
   AppsV1Api,
   AuthenticationV1Api,
   CoordinationV1Api,
