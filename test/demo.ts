@@ -3,8 +3,9 @@
  * with a failing test goes through the gateway, NATS, the operator and the runner pods (Podman
  * containers of the runner image) and becomes a reviewed pull request; progress is printed as it happens.
  *
- * KUBELET_MODE=process runs the pods as local processes instead of containers; CONTROL_PLANE=real runs the
- * world on the real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler).
+ * The world runs on the real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+ * kube-scheduler built by `make deps`); CONTROL_PLANE=sim uses the API simulator instead. KUBELET_MODE=process
+ * runs the pods as local processes instead of containers.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -17,12 +18,16 @@ import { issuesLabeled } from "./world/github/index.ts";
 const exec = promisify(execFile);
 const mode = (process.env.KUBELET_MODE as "process" | "podman" | undefined) ?? "podman";
 const verbose = process.env.DEMO_VERBOSE === "1";
+const controlPlane = process.env.CONTROL_PLANE === "sim" ? "sim" : "real";
 const t0 = Date.now();
 const say = (text: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${text}`);
 
-say(`starting the test world (kubelet runs pods with ${mode}, control plane: ${process.env.CONTROL_PLANE ?? "sim"})…`);
+say(
+  `starting the test world (kubelet runs pods with ${mode}, ${controlPlane === "real" ? "real control plane" : "API simulator"})…`,
+);
 const world = await startWorld({
   kubeletMode: mode,
+  controlPlane,
   scenario: SCENARIO,
   onLog: (source, line) => {
     if (verbose) console.log(`        ${source}: ${line}`);
