@@ -212,6 +212,16 @@ describe("the real control plane", () => {
     expect(allowed.metadata?.name).toBe("later");
   });
 
+  it("survives kube-apiserver SIGKILLed and restarted: the kubelet's watch resumes and the next Job completes", async () => {
+    const before = cp.pids()["kube-apiserver"];
+    await cp.restart("kube-apiserver");
+    expect(cp.pids()["kube-apiserver"]).not.toBe(before);
+    await job("after-restart", "echo again");
+    expect((await jobCondition("after-restart")).type).toBe("Complete");
+    const pod = await jobPod("after-restart");
+    expect(kubelet.logs(NS, pod.metadata!.name!)).toBe("again\n");
+  }, 120_000);
+
   it("fails with a message saying how to install the control plane when the binaries are missing", async () => {
     const empty = await mkdtemp(join(tmpdir(), "af-no-bins-"));
     await expect(startControlPlane({ binDir: empty })).rejects.toThrow(/missing in .*run `make deps`/);
