@@ -242,6 +242,11 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       } catch (err) {
         const code = statusCode(err);
         if (code === 404) break;
+        if (code === 400 || code === 422) {
+          // A status the API server will never take: a bug in this kubelet, said loudly, not retried.
+          console.error(`kubelet: pods/status of ${entry.ns}/${entry.name} refused (${code}):`, String(err));
+          break;
+        }
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 3000);
       }
