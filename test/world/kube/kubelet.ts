@@ -285,7 +285,9 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       env,
     });
     r.containerName = name;
+    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
     const child = spawn("podman", argv, {
+      cwd: r.dir,
       env: podmanProcessEnv(env),
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
