@@ -29,6 +29,11 @@ export const GatewayEnv = z
     PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     HOST: z.string().default("0.0.0.0"),
     NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+    /** The gateway's NATS user and password (core/nats-auth.ts); unset = connect without credentials. */
+    NATS_USER: optionalSecret,
+    NATS_PASSWORD: optionalSecret,
+    /** CA bundle (PEM) the NATS server's certificate must chain to; set = TLS only. */
+    NATS_TLS_CA_FILE: optionalSecret,
     /** Milliseconds to wait for the JetStream ack before answering 503. */
     NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
     GITHUB_WEBHOOK_SECRET: optionalSecret,

@@ -13,6 +13,7 @@ export const REDACT_PATHS = [
   "config.CLICKUP_WEBHOOK_SECRET",
   "config.CLICKUP_API_TOKEN",
   "config.DISPATCH_TOKEN",
+  "config.NATS_PASSWORD",
   "*.privateKey",
   "*.token",
   "*.secret",

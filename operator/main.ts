@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { AgentRun } from "../core/agentrun.ts";
+import { natsAuthOptions } from "../core/nats-auth.ts";
 import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
@@ -64,7 +65,16 @@ export async function main(env: Record<string, string | undefined> = process.env
     level: config.LOG_LEVEL,
     base: { component: "operator" },
     redact: {
-      paths: ["*.token", "*.privateKey", "*.GITHUB_APP_PRIVATE_KEY", "*.authorization", "*.Authorization", "token"],
+      paths: [
+        "*.token",
+        "*.privateKey",
+        "*.GITHUB_APP_PRIVATE_KEY",
+        "*.NATS_PASSWORD",
+        "*.pass",
+        "*.authorization",
+        "*.Authorization",
+        "token",
+      ],
       censor: "[redacted]",
     },
   });
@@ -139,7 +149,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     });
   }
 
-  nc = await connect({ servers: config.NATS_URL, name: `agentfactory-operator-${identity}`, maxReconnectAttempts: -1 });
+  nc = await connect({
+    servers: config.NATS_URL,
+    ...natsAuthOptions("operator", config),
+    name: `agentfactory-operator-${identity}`,
+    maxReconnectAttempts: -1,
+  });
   const js = jetstream(nc);
   await ensureStreams(await jetstreamManager(nc));
 
