@@ -55,7 +55,7 @@ function startOperator(): Operator {
       HOME: process.env.HOME ?? "/tmp",
       ...cluster.operatorEnv, // in-cluster path: no KUBECONFIG_PATH
       NAMESPACE: RUNS_NAMESPACE,
-      NATS_URL: nats.url,
+      ...nats.env("operator"),
       CONSUME_TICKETS: "false",
       RUNNER_SERVICE_ACCOUNT,
       METRICS_PORT: "0",
@@ -159,11 +159,10 @@ describe("the chart installed by helm into the real API server", () => {
         120_000,
       );
       expect(done.status?.phase, JSON.stringify(done.status)).toBe("Ready");
-      expect(done.status?.stages.map((s) => `${s.name}:${s.outcome}`)).toEqual([
-        "triage:Succeeded",
-        "write:Succeeded",
-        "review:Succeeded",
-      ]);
+      expect(
+        done.status?.stages.map((s) => `${s.name}:${s.outcome}`),
+        JSON.stringify(done.status?.stages),
+      ).toEqual(["triage:Succeeded", "write:Succeeded", "review:Succeeded"]);
       const jobs = cluster.list("jobs", RUNS_NAMESPACE);
       expect(jobs).toHaveLength(3);
       for (const j of jobs)

@@ -324,20 +324,28 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       if (v.configMap) names.ConfigMap.add(v.configMap.name);
     }
     const data = new Map<string, Record<string, string>>();
-    for (const name of names.Secret) {
-      try {
-        data.set(`Secret/${name}`, secretData((await core.readNamespacedSecret({ name, namespace: ns })) as never));
-      } catch (err) {
-        if (statusCode(err) !== 404 && statusCode(err) !== 403) throw err;
+    // 404: missing (CreateContainerConfigError until it appears). 403: the Node authorizer's graph has not seen
+    // this pod's reference yet (it is fed by the API server's own informers, a moment behind the binding), so
+    // ask again, as the kubelet's secret manager does, before calling it missing.
+    const read = async <T>(get: () => Promise<T>): Promise<T | undefined> => {
+      for (let i = 0; ; i++) {
+        try {
+          return await get();
+        } catch (err) {
+          const code = statusCode(err);
+          if (code === 404 || (code === 403 && i >= 50)) return undefined;
+          if (code !== 403) throw err;
+          await sleep(200);
+        }
       }
+    };
+    for (const name of names.Secret) {
+      const secret = await read(() => core.readNamespacedSecret({ name, namespace: ns }));
+      if (secret) data.set(`Secret/${name}`, secretData(secret as never));
     }
     for (const name of names.ConfigMap) {
-      try {
-        const cm = await core.readNamespacedConfigMap({ name, namespace: ns });
-        data.set(`ConfigMap/${name}`, cm.data ?? {});
-      } catch (err) {
-        if (statusCode(err) !== 404 && statusCode(err) !== 403) throw err;
-      }
+      const cm = await read(() => core.readNamespacedConfigMap({ name, namespace: ns }));
+      if (cm) data.set(`ConfigMap/${name}`, cm.data ?? {});
     }
     return (kind: "Secret" | "ConfigMap", name: string) => data.get(`${kind}/${name}`);
   }
