@@ -76,7 +76,7 @@ describe.each(Object.keys(VALUES) as Variant[])("chart rendered with %s values",
   it("namespaces and labels every object, and Services select existing pods and ports", () => {
     const objects = rendered[variant];
     for (const o of objects) {
-      if (o.kind !== "CustomResourceDefinition")
+      if (o.kind !== "CustomResourceDefinition" && o.kind !== "Namespace")
         expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeTruthy();
       if (o.kind !== "CustomResourceDefinition")
         expect(o.metadata.labels?.["app.kubernetes.io/part-of"], `${o.kind}/${o.metadata.name}`).toBe("agentfactory");
@@ -155,6 +155,15 @@ describe("operator", () => {
     expect(env.get("SLACK_WEBHOOK_URL").valueFrom.secretKeyRef).toEqual({ name: "slack", key: "webhook-url" });
     expect(env.get("GITHUB_APP_PRIVATE_KEY_FILE").value).toBe("/etc/agentfactory/github-app/key.pem");
     expect(env.get("EXTRA").value).toBe("1");
+  });
+
+  it("creates a separate runs namespace labeled Pod Security restricted and kept on uninstall", () => {
+    const ns = rendered.full.filter((o) => o.kind === "Namespace");
+    expect(ns.map((o) => o.metadata.name)).toEqual(["agentfactory-runs"]);
+    expect(ns[0]!.metadata.labels?.["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    expect(ns[0]!.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+    // The release namespace is Helm's (--create-namespace): never rendered.
+    expect(rendered.default.filter((o) => o.kind === "Namespace")).toEqual([]);
   });
 
   it("uses an external NATS when the bundled one is off", () => {
