@@ -20,8 +20,18 @@ const optional = z
 export const ConfigSchema = z.object({
   /** Explicit kubeconfig file; without it the in-cluster service account is used. */
   KUBECONFIG_PATH: optional,
+  /**
+   * Without KUBECONFIG_PATH: a directory standing for the pod's root filesystem, under which the ServiceAccount
+   * files (var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}) are read. Unset in a pod.
+   */
+  SERVICE_ACCOUNT_ROOT: optional,
   NAMESPACE: z.string().default("agentfactory"),
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** The operator's NATS user and password (core/nats-auth.ts); unset = connect without credentials. */
+  NATS_USER: optional,
+  NATS_PASSWORD: optional,
+  /** CA bundle (PEM) the NATS server's certificate must chain to; set = TLS only. */
+  NATS_TLS_CA_FILE: optional,
   /** Set to false to run without the ticket consumer (reconciler only). */
   CONSUME_TICKETS: bool.default(true),
   RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),

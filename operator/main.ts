@@ -4,10 +4,13 @@
  */
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
+import { AuthorizationV1Api } from "@kubernetes/client-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { AgentRun } from "../core/agentrun.ts";
+import { natsAuthOptions } from "../core/nats-auth.ts";
+import { createRedactor, logRedaction } from "../core/redact.ts";
 import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
@@ -15,8 +18,9 @@ import { Controller } from "./controller.ts";
 import { Finalizer } from "./finalize.ts";
 import { Forge } from "./forge.ts";
 import type { JobSettings } from "./job.ts";
-import { KubeClient, loadKubeConfig } from "./kube/client.ts";
+import { KubeClient, loadKubeConfig, statusCode } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
+import { describeMissing, formatPermission, missingPermissions } from "./kube/permissions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 export function jobSettings(c: Config): JobSettings {
@@ -58,16 +62,19 @@ function startHttp(c: Config, metrics: Metrics, ready: () => boolean): Promise<S
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(env);
+  // One redactor for logs and every text the operator sends: its own secrets plus the pattern set.
+  const redact = createRedactor(
+    [config.githubPrivateKey, config.SLACK_WEBHOOK_URL, config.CLICKUP_API_TOKEN, config.NATS_PASSWORD].filter(
+      (s): s is string => !!s,
+    ),
+  );
   const log = pino({
     level: config.LOG_LEVEL,
     base: { component: "operator" },
-    redact: {
-      paths: ["*.token", "*.privateKey", "*.GITHUB_APP_PRIVATE_KEY", "*.authorization", "*.Authorization", "token"],
-      censor: "[redacted]",
-    },
+    ...logRedaction(redact, ["*.NATS_PASSWORD", "*.pass"]),
   });
   const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
-  const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
+  const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH, config.SERVICE_ACCOUNT_ROOT));
   const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;
   let controller: Controller | undefined;
   let consumer: TicketConsumer | undefined;
@@ -96,6 +103,31 @@ export async function main(env: Record<string, string | undefined> = process.env
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
+  // A Role missing a verb stops the operator here, naming what is missing (not a half-working controller).
+  // An API server that cannot answer yet is waited for, as leader election would (probes are already served).
+  const authz = kube.kc.makeApiClient(AuthorizationV1Api);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const missing = await missingPermissions(authz, config.NAMESPACE, { leaderElection: config.LEADER_ELECTION });
+      if (missing.length > 0) {
+        log.fatal(
+          { namespace: config.NAMESPACE, missing: missing.map(formatPermission) },
+          describeMissing(missing, config.NAMESPACE),
+        );
+        process.exit(1);
+      }
+      break;
+    } catch (err) {
+      if (statusCode(err) === 401) {
+        log.fatal({ err: String(err) }, "the API server refused the operator's credentials (401)");
+        process.exit(1);
+      }
+      if (attempt === 1 || attempt % 10 === 0)
+        log.warn({ err: String(err) }, "permission check: API server not answering yet");
+      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+    }
+  }
+
   if (config.LEADER_ELECTION) {
     elector = new LeaderElector({
       api: kube.coordination,
@@ -112,7 +144,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     });
   }
 
-  nc = await connect({ servers: config.NATS_URL, name: `agentfactory-operator-${identity}`, maxReconnectAttempts: -1 });
+  nc = await connect({
+    servers: config.NATS_URL,
+    ...natsAuthOptions("operator", config),
+    name: `agentfactory-operator-${identity}`,
+    maxReconnectAttempts: -1,
+  });
   const js = jetstream(nc);
   await ensureStreams(await jetstreamManager(nc));
 
@@ -134,6 +171,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     ...(config.CLICKUP_API_TOKEN
       ? { clickup: { apiUrl: config.CLICKUP_API_URL, token: config.CLICKUP_API_TOKEN } }
       : {}),
+    redact,
     publishOutcome: async (record) => {
       await js.publish(outcomeSubject(record.outcome), JSON.stringify(record), {
         msgID: `${record.run_id}:${record.phase}`,

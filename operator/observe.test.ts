@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { observeJob, POD_GRACE_SECONDS } from "./observe.ts";
+import { CONFIG_GRACE_SECONDS, observeJob, POD_GRACE_SECONDS } from "./observe.ts";
 import { agentRun, finishedJob } from "./testing.ts";
 
 const run = agentRun();
@@ -108,6 +108,31 @@ describe("observeJob", () => {
     expect(o).toMatchObject({
       stuck: true,
       job: { state: "Failed", infraError: expect.stringMatching(/ImagePullBackOff/) },
+    });
+  });
+
+  it("a container config error is stuck only once it outlasts the grace (a real kubelet shows it for a moment)", () => {
+    const { job, pod } = finishedJob(run, "triage", 1, triage);
+    job.status = { active: 1 };
+    pod.metadata = { ...pod.metadata, creationTimestamp: new Date(now.getTime() - 5_000) };
+    pod.status = {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "runner",
+          image: "",
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "CreateContainerConfigError", message: 'secret "s" not found' } },
+        },
+      ],
+    };
+    expect(observeJob(job, [pod], now)!).toMatchObject({ stuck: false, job: { state: "Active" } });
+    const later = new Date(now.getTime() + CONFIG_GRACE_SECONDS * 1000);
+    expect(observeJob(job, [pod], later)!).toMatchObject({
+      stuck: true,
+      job: { state: "Failed", infraError: expect.stringMatching(/CreateContainerConfigError: secret "s" not found/) },
     });
   });
 

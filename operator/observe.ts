@@ -14,6 +14,14 @@ const STUCK_REASONS = new Set([
   "ErrImageNeverPull",
 ]);
 
+/**
+ * Waiting reasons a real kubelet also shows for a moment and then clears by itself (a Secret or
+ * ConfigMap that arrives just after the pod, a Node authorizer that has not seen the binding yet):
+ * stuck only once they outlast this grace, counted from the pod's creation.
+ */
+const TRANSIENT_REASONS = new Set(["CreateContainerConfigError", "CreateContainerError"]);
+export const CONFIG_GRACE_SECONDS = 90;
+
 /** How long a finished Job may wait for its pod's final status to reach the cache. */
 export const POD_GRACE_SECONDS = 60;
 
@@ -96,7 +104,10 @@ export function observeJob(job: V1Job, pods: readonly V1Pod[], now: Date): Obser
   if (pod?.status?.reason === "Evicted") return end(`pod evicted: ${pod.status.message ?? ""}`.trim());
   if (terminated?.reason === "OOMKilled") return end("OOMKilled");
   if (!complete && !failed) {
-    if (waiting?.reason && STUCK_REASONS.has(waiting.reason)) {
+    const created = iso(pod?.metadata?.creationTimestamp) ?? startTime;
+    const age = created ? (now.getTime() - Date.parse(created)) / 1000 : Number.POSITIVE_INFINITY;
+    const transient = waiting?.reason !== undefined && TRANSIENT_REASONS.has(waiting.reason);
+    if (waiting?.reason && STUCK_REASONS.has(waiting.reason) && (!transient || age >= CONFIG_GRACE_SECONDS)) {
       const job: ObservedJob = {
         ...base,
         state: "Failed",

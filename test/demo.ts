@@ -3,7 +3,9 @@
  * with a failing test goes through the gateway, NATS, the operator and the runner pods (Podman
  * containers of the runner image) and becomes a reviewed pull request; progress is printed as it happens.
  *
- * KUBELET_MODE=process runs the pods as local processes instead of containers.
+ * The world runs on the real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+ * kube-scheduler built by `make deps`); CONTROL_PLANE=sim uses the API simulator instead. KUBELET_MODE=process
+ * runs the pods as local processes instead of containers.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -16,12 +18,16 @@ import { issuesLabeled } from "./world/github/index.ts";
 const exec = promisify(execFile);
 const mode = (process.env.KUBELET_MODE as "process" | "podman" | undefined) ?? "podman";
 const verbose = process.env.DEMO_VERBOSE === "1";
+const controlPlane = process.env.CONTROL_PLANE === "sim" ? "sim" : "real";
 const t0 = Date.now();
 const say = (text: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${text}`);
 
-say(`starting the test world (kubelet runs pods with ${mode})…`);
+say(
+  `starting the test world (kubelet runs pods with ${mode}, ${controlPlane === "real" ? "real control plane" : "API simulator"})…`,
+);
 const world = await startWorld({
   kubeletMode: mode,
+  controlPlane,
   scenario: SCENARIO,
   onLog: (source, line) => {
     if (verbose) console.log(`        ${source}: ${line}`);
@@ -29,7 +35,8 @@ const world = await startWorld({
 });
 let exitCode = 1;
 try {
-  say(`nats-server ${world.nats.url}, Kubernetes API ${world.kube.url}, GitHub ${world.github.serverUrl}`);
+  const api = world.kube.kind === "real" ? `(kube-apiserver ${world.kube.version})` : "(simulator)";
+  say(`nats-server ${world.nats.url}, Kubernetes API ${world.kube.url} ${api}, GitHub ${world.github.serverUrl}`);
   say(`gateway ${world.gateway.url}, operator metrics ${world.operator.url}/metrics`);
   await world.github.createRepo(REPO, CALC_FILES);
   const issue = world.github.createIssue(REPO, { ...ISSUE, labels: ["ai-agent"] });
@@ -96,7 +103,7 @@ function dumpPodLog(job: string): void {
     metadata: { name: string; labels?: Record<string, string> };
   }>;
   for (const pod of pods.filter((p) => p.metadata.name.startsWith(job))) {
-    const log = world.kube.podLogs.get(NAMESPACE, pod.metadata.name) ?? "";
+    const log = world.kube.podLog(NAMESPACE, pod.metadata.name) ?? "";
     console.log(
       log
         .split("\n")

@@ -43,11 +43,15 @@ export class PooledKubeConfig extends KubeConfig {
   }
 }
 
-/** The Kubernetes configuration: an explicit kubeconfig file, else the pod's service account. */
-export function loadKubeConfig(path?: string): KubeConfig {
+/**
+ * The Kubernetes configuration: an explicit kubeconfig file, else the pod's service account (token, CA and
+ * namespace under /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT). `root` stands
+ * for the pod's root filesystem (those files are read under it), for running the in-cluster path outside a pod.
+ */
+export function loadKubeConfig(path?: string, root?: string): KubeConfig {
   const kc = new PooledKubeConfig();
   if (path) kc.loadFromFile(path);
-  else kc.loadFromCluster();
+  else kc.loadFromCluster(root ?? "");
   return kc;
 }
 

@@ -13,6 +13,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
+  fieldSelector?: string;
   /** Re-delivers every cached object this often (level-triggered safety net). 0 disables. */
   resyncMs?: number;
   /** Restarts the watch when nothing (event or reconnect) was seen for this long. 0 disables. */
@@ -67,6 +68,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.opts.list,
       false,
       this.opts.labelSelector,
+      this.opts.fieldSelector,
     );
     const touch = () => {
       this.lastActivity = Date.now();

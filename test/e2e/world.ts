@@ -1,8 +1,13 @@
 /**
- * The local test world, assembled: real nats-server, the Kubernetes API simulator with its kubelet
- * (Podman containers of the runner image, or local processes), the GitHub, model and Slack
- * simulators, and the two deployables started as they are in production — `gateway/main.ts` and
- * `operator/main.ts` as child processes configured by environment. Used by the e2e tests and `make demo`.
+ * The local test world, assembled: real nats-server, a Kubernetes API with the world's kubelet (Podman
+ * containers of the runner image, or local processes), the GitHub, model and Slack simulators, and the two
+ * deployables started as they are in production — `gateway/main.ts` and `operator/main.ts` as child processes
+ * configured by environment. Used by the e2e tests and `make demo`.
+ *
+ * The Kubernetes API is either the simulator (`controlPlane: "sim"`) or the real control plane
+ * (`controlPlane: "real"`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler from .cache/bin, the
+ * chart `helm install`ed, the operator on its own ServiceAccount's token through the in-cluster path). Default:
+ * env CONTROL_PLANE, else "sim".
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -10,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentRun } from "../../core/agentrun.ts";
 import { type ModelSim, type Scenario, startModelSim } from "../world/anthropic/index.ts";
+import { type Cluster, RUNNER_SERVICE_ACCOUNT, startCluster } from "../world/controlplane/cluster.ts";
 import { type GitHubSim, githubDelivery, startGitHubSim, type WebhookScope } from "../world/github/index.ts";
 import {
   assertPodmanReady,
@@ -35,9 +41,31 @@ export interface Proc {
   url: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: API objects read loosely by tests
+type Obj = Record<string, any>;
+export type ControlPlaneKind = "sim" | "real";
+
+/** The world's Kubernetes API as tests see it, simulated or real. */
+export interface WorldKube {
+  kind: ControlPlaneKind;
+  url: string;
+  /** The API server's gitVersion. */
+  version: string;
+  /** Admin kubeconfig (kubectl). */
+  kubeconfigPath: string;
+  /** Objects in a namespace: the simulator's store, or the real API server's watch cache. */
+  list(resource: "agentruns" | "jobs" | "pods", namespace?: string): Obj[];
+  /** A container's log. */
+  podLog(namespace: string, name: string): string | undefined;
+  /** The simulator (controlPlane "sim"). */
+  sim?: KubeSim;
+  /** The real cluster (controlPlane "real"). */
+  cluster?: Cluster;
+}
+
 export interface World {
-  kube: KubeSim;
-  kubelet: Kubelet;
+  kube: WorldKube;
+  kubelet: Pick<Kubelet, "stop"> & { pods(): Array<{ namespace: string; name: string; job?: string; phase: string }> };
   nats: NatsServer;
   github: GitHubSim;
   model: ModelSim;
@@ -62,6 +90,8 @@ export interface World {
 
 export interface WorldOptions {
   kubeletMode: "podman" | "process";
+  /** Default: env CONTROL_PLANE ("real" or "sim"), else "sim". */
+  controlPlane?: ControlPlaneKind;
   scenario: Scenario;
   /** Users and their permission on every repository (the gateway checks senders). */
   users?: Record<string, "admin" | "write" | "read" | "none">;
@@ -80,8 +110,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     if (opts.kubeletMode === "podman") await assertPodmanReady();
     const nats = await startNats();
     stops.push(() => nats.stop());
-    const kube = await startKubeSim();
-    stops.push(() => kube.stop());
+    const controlPlane = opts.controlPlane ?? (process.env.CONTROL_PLANE === "real" ? "real" : "sim");
     const github = await startGitHubSim({ users: opts.users ?? { alice: "write" } });
     stops.push(() => github.stop());
     const model = await startModelSim({ scenario: opts.scenario });
@@ -89,12 +118,51 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const slack = await startSlackSim();
     stops.push(() => slack.stop());
 
-    kube.create("secrets", {
-      metadata: { name: "agentfactory-model", namespace: NAMESPACE },
-      data: { ANTHROPIC_API_KEY: Buffer.from(MODEL_KEY).toString("base64") },
-    });
-    const kubelet = startKubelet({ sim: kube, mode: opts.kubeletMode });
-    stops.push(() => kubelet.stop());
+    let kube: WorldKube;
+    let kubelet: World["kubelet"];
+    let kubeEnv: Record<string, string>;
+    if (controlPlane === "real") {
+      const cluster = await startCluster({ kubeletMode: opts.kubeletMode });
+      stops.push(() => cluster.stop());
+      // The chart's runner account and the model Secret under the chart's key name (secrets.model.apiKeyKey).
+      await cluster.createSecret("agentfactory-model", { "anthropic-api-key": MODEL_KEY });
+      kubelet = cluster.kubelet;
+      kubeEnv = {
+        ...cluster.operatorEnv,
+        RUNNER_SERVICE_ACCOUNT,
+        MODEL_SECRET_NAME: "agentfactory-model",
+        MODEL_SECRET_KEY: "anthropic-api-key",
+      };
+      kube = {
+        kind: "real",
+        url: cluster.url,
+        version: cluster.version,
+        kubeconfigPath: cluster.kubeconfigPath,
+        list: (resource, ns) => cluster.list(resource, ns),
+        podLog: (ns, name) => cluster.podLog(ns, name),
+        cluster,
+      };
+    } else {
+      const sim = await startKubeSim();
+      stops.push(() => sim.stop());
+      sim.create("secrets", {
+        metadata: { name: "agentfactory-model", namespace: NAMESPACE },
+        data: { ANTHROPIC_API_KEY: Buffer.from(MODEL_KEY).toString("base64") },
+      });
+      const simKubelet = startKubelet({ sim, mode: opts.kubeletMode });
+      stops.push(() => simKubelet.stop());
+      kubelet = simKubelet;
+      kubeEnv = { KUBECONFIG_PATH: sim.kubeconfigPath };
+      kube = {
+        kind: "sim",
+        url: sim.url,
+        version: "v1.33.0-agentfactory-sim",
+        kubeconfigPath: sim.kubeconfigPath,
+        list: (resource, ns) => sim.list(resource, ns) as Obj[],
+        podLog: (ns, name) => sim.podLogs.get(ns, name),
+        sim,
+      };
+    }
 
     const dir = await mkdtemp(join(tmpdir(), "af-world-"));
     const keyFile = join(dir, "github-app.pem");
@@ -103,7 +171,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, opts.onLog, {
       PORT: "0",
       HOST: "127.0.0.1",
-      NATS_URL: nats.url,
+      ...nats.env("gateway"),
       GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
       GITHUB_APP_ID: String(github.appId),
       GITHUB_APP_PRIVATE_KEY: github.privateKeyPem,
@@ -113,9 +181,9 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     stops.push(() => stopProcess(gateway.proc));
 
     const operatorEnv = {
-      KUBECONFIG_PATH: kube.kubeconfigPath,
+      ...kubeEnv,
       NAMESPACE,
-      NATS_URL: nats.url,
+      ...nats.env("operator"),
       GITHUB_APP_ID: String(github.appId),
       GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
       GITHUB_API_URL: github.apiUrl,
@@ -135,7 +203,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     let operator = await launchOperator();
     stops.push(() => stopProcess(operator.proc));
 
-    const runs = () => kube.list("agentruns", NAMESPACE) as unknown as AgentRun[];
+    const runs = () => kube.list("agentruns", NAMESPACE) as AgentRun[];
     return {
       kube,
       kubelet,

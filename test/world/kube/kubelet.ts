@@ -285,7 +285,9 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       env,
     });
     r.containerName = name;
+    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
     const child = spawn("podman", argv, {
+      cwd: r.dir,
       env: podmanProcessEnv(env),
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
@@ -475,8 +477,8 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   };
 }
 
-export function podmanStopArgs(name: string): string[] {
-  return [...PODMAN_GLOBAL_ARGS, "stop", "-t", "2", name];
+export function podmanStopArgs(name: string, graceSeconds = 2): string[] {
+  return [...PODMAN_GLOBAL_ARGS, "stop", "-t", String(graceSeconds), name];
 }
 
 /**

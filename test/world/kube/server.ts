@@ -464,6 +464,17 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
     if (req.headers.authorization !== `Bearer ${token}`) {
       throw new ApiError(401, "Unauthorized", "Unauthorized");
     }
+    if (req.method === "POST" && path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+      // The simulator authorizes every request, so every access review it answers says allowed.
+      entry.verb = "create";
+      const review = (parseBody(await readBody(req), "application/json") as Obj | undefined) ?? {};
+      return send(res, 201, {
+        ...review,
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SelfSubjectAccessReview",
+        status: { allowed: true, reason: "the simulator authorizes every request" },
+      });
+    }
     if (req.method === "GET" && path.startsWith("/openapi/v3")) {
       entry.verb = "openapi";
       const sub = path.replace(/^\/openapi\/v3\/?/, "");
