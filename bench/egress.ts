@@ -74,7 +74,7 @@ const { file, dir } = await bundleEgress();
 // Logs at info, as in production: every request is a log line.
 const egress = await startEgress(
   {
-    NATS_URL: nats.url,
+    ...nats.env("egress"),
     MODEL_BASE_URL: sim.url,
     ...(process.env.EGRESS_NODE_OPTIONS ? { NODE_OPTIONS: process.env.EGRESS_NODE_OPTIONS } : {}),
   },

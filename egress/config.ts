@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { attemptTokenKey } from "../core/attempt-token.ts";
 import { type PriceTable, parsePriceTable } from "../core/pricing.ts";
+import { EGRESS_LEDGER_BUCKET } from "../core/streams.ts";
 
 const optional = z
   .string()
@@ -31,10 +32,16 @@ export const EgressEnv = z.object({
   /** /metrics, /healthz, /readyz: its own port, so a NetworkPolicy can open it to Prometheus only. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** The egress gateway's NATS user and password (core/nats-auth.ts); unset = connect without credentials. */
+  NATS_USER: optional,
+  NATS_PASSWORD: optional,
+  /** CA bundle (PEM) the NATS server's certificate must chain to; set = TLS only. */
+  NATS_TLS_CA_FILE: optional,
+  /** The ledger's KV bucket; the egress NATS user may use only the default one. */
   LEDGER_BUCKET: z
     .string()
     .regex(/^[\w-]+$/)
-    .default("agentfactory-egress-ledger"),
+    .default(EGRESS_LEDGER_BUCKET),
   /** A run's ledger entry is dropped this long after its last write (the bucket's max age). */
   LEDGER_TTL_SECONDS: z.coerce
     .number()

@@ -18,6 +18,7 @@ export const REDACT_PATHS = [
   "env.ATTEMPT_TOKEN_KEY",
   "env.ADMIN_TOKEN",
   "env.MODEL_API_KEY",
+  "env.NATS_PASSWORD",
   "forgeToken",
   "token",
   "apiKey",

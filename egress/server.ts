@@ -7,6 +7,7 @@ import { connect as natsConnect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { collectDefaultMetrics } from "prom-client";
 import { Agent } from "undici";
+import { natsAuthOptions } from "../core/nats-auth.ts";
 import { adminApp, metricsApp } from "./admin.ts";
 import { proxyApp } from "./app.ts";
 import { type EgressConfig, type EgressEnv, loadConfig } from "./config.ts";
@@ -49,6 +50,7 @@ export async function startEgress(raw: Record<string, string | undefined>, logge
   const opening = (async () => {
     nc = await natsConnect({
       servers: env.NATS_URL,
+      ...natsAuthOptions("egress", env),
       name: "agentfactory-egress",
       maxReconnectAttempts: -1,
       waitOnFirstConnect: true,

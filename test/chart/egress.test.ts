@@ -60,7 +60,8 @@ describe("egress gateway in the chart", () => {
     expect(find(on, "ServiceAccount", "-egress").automountServiceAccountToken).toBe(false);
     const pod = podSpecs([deployment])[0];
     expect(restrictedViolations(pod?.spec)).toEqual([]);
-    expect(on.filter((o) => o.kind === "Secret")).toEqual([]);
+    // The only Secret is the chart's generated NATS credentials (core/nats-auth.ts).
+    expect(on.filter((o) => o.kind === "Secret").map((o) => o.metadata.name)).toEqual(["af-agentfactory-nats-auth"]);
     const env = new Map(
       spec.containers[0].env.map((e: { name: string; valueFrom?: unknown }) => [e.name, e.valueFrom]),
     );
@@ -99,7 +100,17 @@ describe("egress gateway in the chart", () => {
       FORGE_API_URL: "https://api.github.com",
       FORGE_GIT_URL: "https://github.com",
       CONNECT_ALLOW: "",
-      NATS_URL: "nats://af-agentfactory-nats.agentfactory.svc:4222",
+    });
+    // NATS as every client gets it: its own user and password (core/nats-auth.ts).
+    const env = new Map(
+      find(on, "Deployment", "-egress").spec.template.spec.containers[0].env.map(
+        (e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom],
+      ),
+    );
+    expect(env.get("NATS_URL")).toBe("nats://af-agentfactory-nats.agentfactory.svc:4222");
+    expect(env.get("NATS_USER")).toBe("egress");
+    expect(env.get("NATS_PASSWORD")).toEqual({
+      secretKeyRef: { name: "af-agentfactory-nats-auth", key: "egress-password" },
     });
     const fullConfig = find(full, "ConfigMap", "-egress").data;
     expect(fullConfig).toMatchObject({

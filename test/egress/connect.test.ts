@@ -67,7 +67,7 @@ describe("egress CONNECT proxy", () => {
     registry = await echoServer();
     elsewhere = await echoServer();
     egress = await startEgress({
-      NATS_URL: nats.url,
+      ...nats.env("egress"),
       MODEL_BASE_URL: "http://127.0.0.1:9",
       CONNECT_ALLOW: `127.0.0.1:${registry.port},registry.npmjs.org`,
     });
@@ -142,5 +142,9 @@ describe("egress CONNECT proxy", () => {
     });
     expect(status).toBe(403);
     expect(elsewhere.connections()).toBe(0);
+  });
+
+  it("needed nothing of NATS beyond the egress user's permissions", () => {
+    expect(nats.violations()).toEqual([]);
   });
 });

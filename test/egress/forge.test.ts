@@ -100,7 +100,7 @@ describe("egress forge proxy", () => {
     });
     await gh.createRepo("acme/other", { "README.md": "# other\n" });
     egress = await startEgress({
-      NATS_URL: nats.url,
+      ...nats.env("egress"),
       MODEL_BASE_URL: "http://127.0.0.1:9",
       FORGE_API_URL: gh.apiUrl,
       FORGE_GIT_URL: gh.serverUrl,
@@ -311,5 +311,9 @@ describe("egress forge proxy", () => {
     expect(all).not.toContain(forgeToken);
     expect(all).not.toContain(token);
     expect(all).not.toContain(Buffer.from(`x-access-token:${forgeToken}`).toString("base64"));
+  });
+
+  it("needed nothing of NATS beyond the egress user's permissions", () => {
+    expect(nats.violations()).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costUsd } from "../../core/pricing.ts";
+import { EGRESS_LEDGER_BUCKET } from "../../core/streams.ts";
 import { Ledger } from "../../egress/ledger.ts";
 import { billed } from "../../egress/usage.ts";
 import { type ModelSim, startModelSim, text, turn } from "../world/anthropic/index.ts";
@@ -28,7 +29,7 @@ describe("budget ledger", () => {
   beforeAll(async () => {
     nats = await startNats();
     sim = await startModelSim({ apiKey: PROVIDER_KEY, scenario: { write: [turn(text("ok ".repeat(150)))] } });
-    replicas = await Promise.all([0, 1].map(() => startEgress({ NATS_URL: nats.url, MODEL_BASE_URL: sim.url })));
+    replicas = await Promise.all([0, 1].map(() => startEgress({ ...nats.env("egress"), MODEL_BASE_URL: sim.url })));
   });
   afterAll(async () => {
     await Promise.all(replicas.map((r) => r.stop()));
@@ -87,7 +88,8 @@ describe("budget ledger", () => {
   });
 
   it("the KV's compare-and-swap refuses a stale write, where a blind put would lose an update", async () => {
-    const nc = await connect({ servers: nats.url });
+    // The test world's inspection user: the demo bucket is not the egress user's.
+    const nc = await connect(nats.options("admin"));
     connections.push(nc);
     const kv = await new Kvm(nc).create("cas-demo");
     await kv.put("k", "0");
@@ -101,10 +103,10 @@ describe("budget ledger", () => {
   });
 
   it("releases a hold never settled (its replica died) after the hold timeout, and refuses over budget", async () => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("egress"));
     connections.push(nc);
     // A hold timeout of 0: every hold is already expired at the next change.
-    const ledger = await Ledger.open(nc, { bucket: "ledger-expiry", ttlMs: 3600_000, holdTimeoutMs: 0 });
+    const ledger = await Ledger.open(nc, { bucket: EGRESS_LEDGER_BUCKET, ttlMs: 3600_000, holdTimeoutMs: 0 });
     const claims = claimsFor({ namespace: "agents", name: "expiry", uid: "u2" });
     const r = {
       uid: "u2",
@@ -118,7 +120,7 @@ describe("budget ledger", () => {
     expect((await ledger.hold(claims, 0.9)).ok).toBe(true);
     // Never settled; without expiry this would leave 0.1.
     expect((await ledger.hold(claims, 0.9)).ok).toBe(true);
-    const live = await Ledger.open(nc, { bucket: "ledger-expiry", ttlMs: 3600_000, holdTimeoutMs: 60_000 });
+    const live = await Ledger.open(nc, { bucket: EGRESS_LEDGER_BUCKET, ttlMs: 3600_000, holdTimeoutMs: 60_000 });
     const first = await live.hold(claims, 0.6);
     expect(first.ok).toBe(true);
     const second = await live.hold(claims, 0.6);
@@ -134,11 +136,16 @@ describe("budget ledger", () => {
   });
 
   it("two ledger instances settling 100 charges concurrently keep the exact sum", async () => {
-    const [nc1, nc2] = await Promise.all([connect({ servers: nats.url }), connect({ servers: nats.url })]);
+    const [nc1, nc2] = await Promise.all([connect(nats.options("egress")), connect(nats.options("egress"))]);
     connections.push(nc1, nc2);
     let conflicts = 0;
     const open = (nc: NatsConnection) =>
-      Ledger.open(nc, { bucket: "ledger-race", ttlMs: 3600_000, holdTimeoutMs: 60_000, onConflict: () => conflicts++ });
+      Ledger.open(nc, {
+        bucket: EGRESS_LEDGER_BUCKET,
+        ttlMs: 3600_000,
+        holdTimeoutMs: 60_000,
+        onConflict: () => conflicts++,
+      });
     const [l1, l2] = await Promise.all([open(nc1), open(nc2)]);
     const claims = claimsFor({ namespace: "agents", name: "settle-race", uid: "u1" });
     await l1.reserve("agents", "settle-race", {
@@ -165,5 +172,9 @@ describe("budget ledger", () => {
     expect(Object.keys(run?.holds ?? {})).toHaveLength(0);
     // The writers did collide; the retries are what kept the sum exact.
     expect(conflicts).toBeGreaterThan(0);
+  });
+
+  it("needed nothing of NATS beyond the egress user's permissions", () => {
+    expect(nats.violations()).toEqual([]);
   });
 });

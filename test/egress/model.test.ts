@@ -61,7 +61,7 @@ describe("egress model proxy", () => {
     nats = await startNats();
     sim = await startModelSim({ apiKey: PROVIDER_KEY, scenario: { write: [turn(text(ANSWER))] } });
     recorder = await startRecorder(sim.url);
-    egress = await startEgress({ NATS_URL: nats.url, MODEL_BASE_URL: recorder.url });
+    egress = await startEgress({ ...nats.env("egress"), MODEL_BASE_URL: recorder.url });
   });
   afterAll(async () => {
     await egress?.stop();
@@ -206,6 +206,13 @@ describe("egress model proxy", () => {
     expect((await put(`Bearer ${token}`)).status).toBe(401);
     expect((await put(`Bearer ${ATTEMPT_KEY}`)).status).toBe(401);
     expect((await put(`Bearer ${ADMIN_TOKEN}`)).status).toBe(200);
+    // The operator forgets a deleted run.
+    const runUrl = `${egress.adminUrl}/admin/v1/runs/agents/${claims.run.name}`;
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    expect((await fetch(runUrl, { method: "DELETE", headers: admin })).status).toBe(204);
+    expect((await fetch(runUrl, { headers: admin })).status).toBe(404);
+    expect((await post(token, body())).status).toBe(401);
+    expect((await put(`Bearer ${ADMIN_TOKEN}`)).status).toBe(200);
     // The runner-facing port does not serve the admin API.
     const viaProxy = await fetch(`${egress.url}/admin/v1/runs/agents/${claims.run.name}`, {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
@@ -227,5 +234,9 @@ describe("egress model proxy", () => {
     expect(all).not.toContain(ATTEMPT_KEY);
     expect(issued.length).toBeGreaterThan(5);
     for (const t of issued) expect(all).not.toContain(t);
+  });
+
+  it("needed nothing of NATS beyond the egress user's permissions", () => {
+    expect(nats.violations()).toEqual([]);
   });
 });

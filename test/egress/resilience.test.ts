@@ -39,7 +39,7 @@ describe("egress gateway and NATS", () => {
     nats = await startNats();
     await nats.kill();
     sim = await startModelSim({ apiKey: PROVIDER_KEY, scenario: { write: [turn(text("ok"))] } });
-    egress = await startEgress({ NATS_URL: nats.url, MODEL_BASE_URL: sim.url });
+    egress = await startEgress({ ...nats.env("egress"), MODEL_BASE_URL: sim.url });
     const line = egress.entries().find((e) => e.event === "listening");
     metricsUrl = `http://127.0.0.1:${line?.metricsPort}`;
   });
@@ -90,5 +90,9 @@ describe("egress gateway and NATS", () => {
       "ledger readable after the NATS restart",
     );
     expect((await readRun(egress.adminUrl, claims.run)).spentUsd).toBeCloseTo(spent, 12);
+  });
+
+  it("needed nothing of NATS beyond the egress user's permissions", () => {
+    expect(nats.violations()).toEqual([]);
   });
 });
