@@ -1,5 +1,5 @@
-// make bench-egress: what the egress gateway adds to a model request. The scripted Anthropic API on
-// loopback is called directly and through the real egress gateway (egress/main.ts bundled by esbuild,
+// make bench-egress: what the egress gateway adds to a model request. The scripted Anthropic API, in a
+// process of its own on loopback (bench/egress-sim.ts), is called directly and through the real egress gateway (egress/main.ts bundled by esbuild,
 // run by plain node as the image does; its ledger in a real nats-server), alternately, in the same
 // run, as streaming requests on kept-alive connections; each latency is request start to the last
 // byte of the stream. The gateway's path per request: verify the attempt token, a budget hold
@@ -8,14 +8,15 @@
 // across 50 runs, and the gateway's peak RSS. The last line is machine-readable.
 // BENCH_REQUESTS, BENCH_WARMUP, BENCH_STREAMS change the counts; EGRESS_NODE_OPTIONS is passed to the
 // gateway's node (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Agent, request } from "undici";
 import { claimsFor, PROVIDER_KEY, readRun, reserve, startEgress, tokenFor } from "../test/egress/harness.ts";
-import { startModelSim, text, turn } from "../test/world/anthropic/index.ts";
 import { startNats } from "../test/world/nats.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 400);
@@ -53,12 +54,12 @@ async function bundleEgress(): Promise<{ file: string; dir: string }> {
   return { file, dir };
 }
 
-/** CPU seconds (user + system) a process has used so far. */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  if (!pid) return Number.NaN;
+/** CPU seconds a process has used so far, in user space and in the kernel. */
+async function cpuSeconds(pid: number | undefined): Promise<{ user: number; system: number }> {
+  if (!pid) return { user: Number.NaN, system: Number.NaN };
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 async function peakRssMib(pid: number | undefined): Promise<number> {
@@ -69,7 +70,27 @@ async function peakRssMib(pid: number | undefined): Promise<number> {
 }
 
 const nats = await startNats();
-const sim = await startModelSim({ apiKey: PROVIDER_KEY, scenario: { write: [turn(text("Done. ".repeat(300)))] } });
+/** The model simulator as its own process (bench/egress-sim.ts): both paths cross to it over loopback. */
+async function startSimProcess(): Promise<{ url: string; stop(): Promise<void> }> {
+  const script = fileURLToPath(new URL("./egress-sim.ts", import.meta.url));
+  const proc = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.once("exit", (code) => reject(new Error(`bench/egress-sim.ts exited with ${code}`)));
+    lines.once("line", (line) => resolve((JSON.parse(line) as { url: string }).url));
+  });
+  return {
+    url,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+const sim = await startSimProcess();
 const { file, dir } = await bundleEgress();
 // Logs at info, as in production: every request is a log line.
 const egress = await startEgress(
@@ -128,7 +149,11 @@ try {
       direct.push((await call(sim.url, PROVIDER_KEY)).ms);
     }
   }
-  const cpuPerRequestUs = (((await cpuSeconds(egress.pid)) - cpuBefore) * 1e6) / REQUESTS;
+  const cpuAfter = await cpuSeconds(egress.pid);
+  const userUs = ((cpuAfter.user - cpuBefore.user) * 1e6) / REQUESTS;
+  const systemUs = ((cpuAfter.system - cpuBefore.system) * 1e6) / REQUESTS;
+  const cpuPerRequestUs = userUs + systemUs;
+
   const run = await readRun(egress.adminUrl, claims.run);
   const charged = run.stages.write?.requests ?? 0;
 
@@ -159,7 +184,7 @@ try {
     `egress bench: ${REQUESTS} streaming requests each way (${BODY.length} B in, ${bytes} B streamed out), after ${WARMUP} warm-up pairs\n` +
       `  direct   p50=${ms(d50)}ms p99=${ms(d99)}ms\n` +
       `  proxied  p50=${ms(p50)}ms p99=${ms(p99)}ms (charged ${charged} requests to the run, $${run.spentUsd.toFixed(4)})\n` +
-      `  added    p50=${ms(p50 - d50)}ms p99=${ms(p99 - d99)}ms; egress CPU ${cpuPerRequestUs.toFixed(0)} µs per request (10 ms clock ticks)\n` +
+      `  added    p50=${ms(p50 - d50)}ms p99=${ms(p99 - d99)}ms; egress CPU ${cpuPerRequestUs.toFixed(0)} µs per request (user ${userUs.toFixed(0)}, kernel ${systemUs.toFixed(0)}; 10 ms clock ticks)\n` +
       `  ${STREAMS} concurrent streams across 50 runs: ${held} complete in ${ms(wall)}ms, ${failed.length} failed` +
       `${failed.length ? ` (${String((failed[0] as PromiseRejectedResult).reason)})` : ""}; ledger CAS retries ${conflicts}\n` +
       `  egress peak RSS ${rss.toFixed(1)} MiB`,

@@ -9,6 +9,8 @@ import {
   type EgressDeps,
   readLimited,
   record,
+  requestHeaders,
+  target as requestTarget,
   sendUpstream,
   upstreamHeaders,
   type Where,
@@ -89,9 +91,9 @@ async function forward(
   c: Context,
   kind: Kind,
   target: string,
-  init: { method: string; headers: Record<string, string>; body?: Buffer | null },
+  init: { method: string; headers: Record<string, string | string[]>; body?: Buffer | null },
   outcome: Where,
-  rewrite?: (headers: Headers) => void,
+  rewrite?: (headers: Record<string, string | string[]>) => void,
 ): Promise<Response> {
   const started = performance.now();
   let upstream: Awaited<ReturnType<typeof request>>;
@@ -148,10 +150,10 @@ export function gitHandler(deps: EgressDeps) {
   const { config } = deps;
   const forgeHost = new URL(config.forge.gitUrl).host;
   return async (c: Context): Promise<Response> => {
-    const url = new URL(c.req.url);
-    const m = GIT_PATH.exec(url.pathname);
+    const url = requestTarget(c);
+    const m = GIT_PATH.exec(url.path);
     const method = c.req.method;
-    const base = { kind: "git" as const, method, host: forgeHost, path: url.pathname };
+    const base = { kind: "git" as const, method, host: forgeHost, path: url.path };
     if (!m) return textDeny(404, "not a git smart HTTP path");
     const [, owner = "", name = "", endpoint = ""] = m;
     const auth = await authorize(deps, c, base, textDeny);
@@ -164,7 +166,7 @@ export function gitHandler(deps: EgressDeps) {
     if (`${owner}/${name}`.toLowerCase() !== attempt.repo.toLowerCase()) {
       return deny(403, "other_repository", `${owner}/${name} is not this run's repository (${attempt.repo})`);
     }
-    const service = endpoint === "info/refs" ? url.searchParams.get("service") : endpoint;
+    const service = endpoint === "info/refs" ? new URLSearchParams(url.search).get("service") : endpoint;
     const expectedMethod = endpoint === "info/refs" ? "GET" : "POST";
     if (method !== expectedMethod || (service !== "git-upload-pack" && service !== "git-receive-pack")) {
       return deny(403, "git_endpoint", "only smart HTTP fetch and push are allowed");
@@ -173,7 +175,7 @@ export function gitHandler(deps: EgressDeps) {
       return deny(403, "push_not_allowed", `the ${attempt.stage} stage may not push`);
     }
     const target = `${config.forge.gitUrl}/${attempt.repo}.git/${endpoint}${url.search}`;
-    const headers = upstreamHeaders(c.req.raw.headers, { authorization: basicAuth(token) });
+    const headers = upstreamHeaders(requestHeaders(c), { authorization: basicAuth(token) });
     const outcome = { ...base, attempt, service };
     if (method === "GET") return forward(deps, c, "git", target, { method, headers }, outcome);
 
@@ -193,7 +195,7 @@ async function receivePack(
     token: string;
     body: Buffer;
     target: string;
-    headers: Record<string, string>;
+    headers: Record<string, string | string[]>;
     outcome: Where;
     deny: (status: number, reason: string, message: string) => Promise<Response>;
   },
@@ -257,9 +259,9 @@ export function apiHandler(deps: EgressDeps) {
   const apiBase = config.forge.apiUrl;
   const apiHost = new URL(apiBase).host;
   return async (c: Context): Promise<Response> => {
-    const url = new URL(c.req.url);
+    const url = requestTarget(c);
     const method = c.req.method;
-    const path = url.pathname.replace(/^\/api\/v3/, "") || "/";
+    const path = url.path.replace(/^\/api\/v3/, "") || "/";
     const base = { kind: "api" as const, method, host: apiHost, path };
     const auth = await authorize(deps, c, base, jsonDeny);
     if (auth instanceof Response) return auth;
@@ -286,9 +288,9 @@ export function apiHandler(deps: EgressDeps) {
       await record(deps, { ...base, attempt, decision: "refused", reason: "body", status: 403, why: refusedBody });
       return jsonDeny(403, refusedBody);
     }
-    const headers = upstreamHeaders(c.req.raw.headers, { authorization: `token ${token}` });
+    const headers = upstreamHeaders(requestHeaders(c), { authorization: `token ${token}` });
     // Pagination links point at the forge; the runner can only follow them through the gateway.
-    const self = `${url.protocol}//${url.host}/api/v3`;
+    const self = `http://${requestHeaders(c).host ?? "localhost"}/api/v3`;
     return forward(
       deps,
       c,
@@ -297,8 +299,8 @@ export function apiHandler(deps: EgressDeps) {
       { method, headers, body },
       { ...base, attempt },
       (h) => {
-        const link = h.get("link");
-        if (link) h.set("link", link.split(apiBase).join(self));
+        const link = h.link;
+        if (typeof link === "string") h.link = link.split(apiBase).join(self);
       },
     );
   };

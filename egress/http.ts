@@ -43,13 +43,38 @@ const DROP_ALWAYS = new Set([
   "x-forwarded-proto",
 ]);
 
-/** The runner's request headers to send upstream, credentials removed, `extra` added. */
-export function upstreamHeaders(incoming: Headers, extra: Record<string, string>, drop: string[] = []) {
+type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** The request's headers as node parsed them (no WHATWG Headers: building one costs ~0.2 ms a request). */
+export function requestHeaders(c: Context): HeaderMap {
+  const incoming = (c.env as NodeEnv)?.incoming;
+  if (incoming) return incoming.headers;
   const out: Record<string, string> = {};
-  const dropped = new Set(drop);
-  incoming.forEach((value, name) => {
-    if (!DROP_ALWAYS.has(name) && !dropped.has(name)) out[name] = value;
+  c.req.raw.headers.forEach((value, name) => {
+    out[name] = value;
   });
+  return out;
+}
+
+/** Path and query of the request as the runner sent them (no URL object; nothing here needs one). */
+export function target(c: Context): { path: string; search: string } {
+  const raw = (c.env as NodeEnv)?.incoming?.url;
+  if (raw?.startsWith("/")) {
+    const q = raw.indexOf("?");
+    return q < 0 ? { path: raw, search: "" } : { path: raw.slice(0, q), search: raw.slice(q) };
+  }
+  // Absolute-form targets (a client treating the gateway as a plain HTTP proxy): only their path counts.
+  const url = new URL(c.req.url);
+  return { path: url.pathname, search: url.search };
+}
+
+/** The runner's request headers to send upstream, credentials removed, `extra` added. */
+export function upstreamHeaders(incoming: HeaderMap, extra: Record<string, string>, drop: string[] = []) {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || DROP_ALWAYS.has(name) || drop.includes(name)) continue;
+    out[name] = value;
+  }
   return { ...out, ...extra };
 }
 
@@ -65,12 +90,11 @@ const DROP_RESPONSE = new Set([
 ]);
 
 /** The upstream's response headers for the runner (hop-by-hop and cookies removed). */
-export function downstreamHeaders(headers: Record<string, string | string[] | undefined>): Headers {
-  const out = new Headers();
+export function downstreamHeaders(headers: HeaderMap): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || DROP_RESPONSE.has(name.toLowerCase())) continue;
-    if (Array.isArray(value)) for (const v of value) out.append(name, v);
-    else out.set(name, value);
+    out[name.toLowerCase()] = value;
   }
   return out;
 }
@@ -129,18 +153,20 @@ type NodeEnv = { incoming?: IncomingMessage; outgoing?: ServerResponse } | undef
 export async function sendUpstream(
   c: Context,
   status: number,
-  headers: Headers,
+  headers: Record<string, string | string[]>,
   body: Readable,
   onChunk: (chunk: Buffer) => void,
   onDone: (error?: unknown) => Promise<void>,
 ): Promise<Response> {
   const out = (c.env as NodeEnv)?.outgoing;
-  if (!out) return new Response(passThrough(body, onChunk, onDone), { status, headers });
-  const head: Record<string, string> = {};
-  headers.forEach((value, name) => {
-    head[name] = value;
-  });
-  out.writeHead(status, head);
+  if (!out) {
+    const h = new Headers();
+    for (const [name, value] of Object.entries(headers)) {
+      for (const v of Array.isArray(value) ? value : [value]) h.append(name, v);
+    }
+    return new Response(passThrough(body, onChunk, onDone), { status, headers: h });
+  }
+  out.writeHead(status, headers);
   const closed = new Promise<void>((resolve) => out.once("close", resolve));
   let error: unknown;
   // Chunks that arrive in the same turn of the event loop leave in one write (cork until the next
@@ -179,7 +205,7 @@ export async function sendUpstream(
 /** Reads a request body up to `limit` bytes; undefined when it is larger. */
 export async function readLimited(c: Context, limit: number): Promise<Buffer | undefined> {
   const req = c.req.raw;
-  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  const declared = Number(requestHeaders(c)["content-length"] ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) return undefined;
   const source = ((c.env as NodeEnv)?.incoming ?? req.body) as AsyncIterable<Uint8Array> | null | undefined;
   if (!source) return Buffer.alloc(0);

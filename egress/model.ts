@@ -3,7 +3,16 @@ import { request } from "undici";
 import type { VerifiedAttempt } from "../core/attempt-token.ts";
 import { costUsd, normalizeModel, type PriceTable, priceFor } from "../core/pricing.ts";
 import { modelCredential, verify } from "./auth.ts";
-import { downstreamHeaders, type EgressDeps, readLimited, record, sendUpstream, upstreamHeaders } from "./http.ts";
+import {
+  downstreamHeaders,
+  type EgressDeps,
+  readLimited,
+  record,
+  requestHeaders,
+  sendUpstream,
+  target,
+  upstreamHeaders,
+} from "./http.ts";
 import { billed, jsonUsage, SseUsageReader, tokensOf, type WireUsage } from "./usage.ts";
 
 /**
@@ -69,15 +78,12 @@ function parseRequest(text: string, countTokens: boolean): Parsed | string {
 
 export function modelHandler(deps: EgressDeps, countTokens: boolean) {
   const { config, ledger, metrics } = deps;
+  const host = new URL(config.model.baseUrl).host;
   return async (c: Context): Promise<Response> => {
     const started = performance.now();
-    const url = new URL(c.req.url);
-    const base = {
-      kind: "model" as const,
-      method: "POST",
-      host: new URL(config.model.baseUrl).host,
-      path: url.pathname,
-    };
+    // The route matched exactly this path; the runner's query (e.g. `?beta=true`) goes along.
+    const url = { path: countTokens ? "/v1/messages/count_tokens" : "/v1/messages", search: target(c).search };
+    const base = { kind: "model" as const, method: "POST", host, path: url.path };
     const refuse = async (
       status: number,
       type: string,
@@ -90,8 +96,12 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
       return apiError(status, type, `egress: ${message}`);
     };
 
+    const incoming = requestHeaders(c);
     const verified = await verify(
-      modelCredential((n) => c.req.header(n)),
+      modelCredential((n) => {
+        const v = incoming[n];
+        return Array.isArray(v) ? v[0] : v;
+      }),
       config.attemptKey,
     );
     if (!verified.ok) return refuse(401, "authentication_error", verified.reason, verified.message);
@@ -175,9 +185,9 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
 
     let upstream: Awaited<ReturnType<typeof request>>;
     try {
-      upstream = await request(`${config.model.baseUrl}${url.pathname}${url.search}`, {
+      upstream = await request(`${config.model.baseUrl}${url.path}${url.search}`, {
         method: "POST",
-        headers: upstreamHeaders(c.req.raw.headers, { ...auth, "accept-encoding": "identity" }, ["accept-encoding"]),
+        headers: upstreamHeaders(requestHeaders(c), { ...auth, "accept-encoding": "identity" }, ["accept-encoding"]),
         body: raw,
         dispatcher: deps.dispatcher,
         signal: c.req.raw.signal,
@@ -199,7 +209,7 @@ export function modelHandler(deps: EgressDeps, countTokens: boolean) {
     }
 
     const headers = downstreamHeaders(upstream.headers);
-    const streaming = /text\/event-stream/i.test(headers.get("content-type") ?? "");
+    const streaming = /text\/event-stream/i.test(String(headers["content-type"] ?? ""));
     const sse = streaming ? new SseUsageReader() : undefined;
     const json: Buffer[] = [];
     let jsonSize = 0;
