@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { LABELS } from "../core/names.ts";
 import { restrictedViolations } from "../test/chart/pod-security.ts";
+import { loadConfig } from "./config.ts";
 import {
   buildJob,
   buildTokenSecret,
@@ -12,6 +13,7 @@ import {
   stageContext,
   VOLUME_SIZE_LIMITS,
 } from "./job.ts";
+import { jobSettings, volumeSizeLimits } from "./main.ts";
 import { agentRun, SETTINGS } from "./testing.ts";
 
 describe("buildJob", () => {
@@ -199,5 +201,34 @@ describe("buildTokenSecret", () => {
     const s = buildTokenSecret(agentRun(), "j-1", "write", 1, "ghs_secret");
     expect(Buffer.from(s.data!.GITHUB_TOKEN!, "base64").toString()).toBe("ghs_secret");
     expect(s.metadata!.ownerReferences![0]!.uid).toBe("uid-1");
+  });
+});
+
+describe("jobSettings (the chart's environment)", () => {
+  it("maps the sandbox, ephemeral storage and volume limits, with the job builder's defaults", () => {
+    const defaults = jobSettings(loadConfig({}));
+    expect(defaults.sandbox).toEqual(SANDBOX_DEFAULTS);
+    expect(defaults.volumeSizeLimits).toEqual({});
+    expect(defaults.resources).toMatchObject({ ephemeralStorageRequest: "1Gi", ephemeralStorageLimit: "6Gi" });
+    const tuned = jobSettings(
+      loadConfig({
+        SANDBOX_CPU_LIMIT: "4",
+        SANDBOX_MEMORY_LIMIT: "8Gi",
+        SANDBOX_EPHEMERAL_STORAGE_LIMIT: "20Gi",
+        SANDBOX_MAX_PROCESSES: "300",
+        RUNNER_VOLUME_SIZE_LIMITS: JSON.stringify({ workspace: "20Gi", "sandbox-tmp": "4Gi" }),
+      }),
+    );
+    expect(tuned.sandbox).toEqual({
+      resources: {
+        ...SANDBOX_DEFAULTS.resources,
+        cpuLimit: "4",
+        memoryLimit: "8Gi",
+        ephemeralStorageLimit: "20Gi",
+      },
+      maxProcesses: 300,
+    });
+    expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
+    expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
   });
 });
