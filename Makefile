@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.cache/bin:$(PATH)
 VITEST_REPORT ?= .cache/vitest-report.json
 
-.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost
+.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact chart-files
 
 deps:
 	@.ci/install-deps
@@ -38,6 +38,14 @@ bench-operator: deps
 
 bench-cost: deps
 	tsx bench/cost.ts
+
+bench-redact: deps
+	tsx bench/redact.ts
+
+## Chart files generated from core/ (test/chart checks they are current).
+chart-files:
+	node --import tsx -e 'import("./core/nats-auth.ts").then((m) => process.stdout.write(m.natsAuthorizationConf()))' \
+		> charts/agentfactory/files/nats/authorization.conf
 
 e2e-kind:
 	test/e2e-kind/run.sh

@@ -18,6 +18,7 @@ export interface GatewayMetrics {
   webhookDuration: Histogram<"source" | "result">;
   publishDuration: Histogram<"source" | "outcome">;
   permissionChecks: Counter<"result">;
+  clickupRefused: Counter<"reason">;
 }
 
 /**
@@ -56,6 +57,12 @@ export function gatewayMetrics(registry = new Registry()): GatewayMetrics {
       name: "agentfactory_permission_checks_total",
       help: "Forge permission checks of senders by result (granted, refused, cached, error).",
       labelNames: ["result"],
+      registers,
+    }),
+    clickupRefused: new Counter({
+      name: "agentfactory_clickup_refused_total",
+      help: "ClickUp tasks refused by reason (unmapped_list, repository_not_allowed, no_repository); nothing is published.",
+      labelNames: ["reason"],
       registers,
     }),
   };

@@ -16,16 +16,28 @@ import { isAlreadyExists, isConflict, type KubeClient } from "./kube/client.ts";
 import type { Metrics } from "./metrics.ts";
 import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
 
-/** Creates the streams and the durable consumer when they are missing (the gateway may start later). */
+/**
+ * Creates the streams and the durable consumer when they are missing (the gateway may start later),
+ * and brings the streams' subjects and duplicate window in line when they differ: the operator owns
+ * the streams' configuration (the gateway's NATS user may only create TICKETS).
+ */
 export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
   const want = [
     { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(120_000) },
     { name: OUTCOMES_STREAM, subjects: OUTCOMES_SUBJECTS, duplicate_window: nanos(120_000) },
   ];
   for (const s of want) {
+    let current: Awaited<ReturnType<JetStreamManager["streams"]["info"]>> | undefined;
     try {
-      await jsm.streams.info(s.name);
+      current = await jsm.streams.info(s.name);
     } catch {
+      current = undefined;
+    }
+    if (current) {
+      const { subjects = [], duplicate_window } = current.config;
+      if (duplicate_window !== s.duplicate_window || subjects.join() !== s.subjects.join())
+        await jsm.streams.update(s.name, { subjects: s.subjects, duplicate_window: s.duplicate_window });
+    } else {
       try {
         await jsm.streams.add({ ...s, storage: StorageType.File });
       } catch (err) {

@@ -1,4 +1,5 @@
 import { Octokit } from "@octokit/rest";
+import { type Redactor, redactText } from "../../core/redact.ts";
 
 export interface PullRef {
   number: number;
@@ -8,16 +9,22 @@ export interface PullRef {
   body: string;
 }
 
-/** What the runner does on the forge, over Octokit with the scoped installation token. */
+/**
+ * What the runner does on the forge, over Octokit with the scoped installation token. Every text it
+ * writes (comment and review bodies, inline comments, PR title and body) goes through `redact` first:
+ * this is where the stages' texts leave the pod, so no stage has to remember.
+ */
 export class Forge {
   readonly owner: string;
   readonly repo: string;
   private readonly octokit: Octokit;
+  private readonly redact: Redactor;
 
-  constructor(opts: { apiUrl: string; token: string; repo: string }) {
+  constructor(opts: { apiUrl: string; token: string; repo: string; redact?: Redactor }) {
     const [owner, repo] = opts.repo.split("/");
     this.owner = owner ?? "";
     this.repo = repo ?? "";
+    this.redact = opts.redact ?? redactText;
     this.octokit = new Octokit({
       baseUrl: opts.apiUrl,
       auth: opts.token,
@@ -64,7 +71,7 @@ export class Forge {
     const { data } = await this.octokit.rest.issues.createComment({
       ...this.r,
       issue_number: issue,
-      body: `${marker}\n${body}`,
+      body: this.redact(`${marker}\n${body}`),
     });
     return { id: data.id, url: data.html_url, reused: false };
   }
@@ -111,7 +118,13 @@ export class Forge {
     const existing = await this.openPull(args.head);
     if (existing) return { ...existing, reused: true };
     try {
-      const { data } = await this.octokit.rest.pulls.create({ ...this.r, ...args, draft: true });
+      const { data } = await this.octokit.rest.pulls.create({
+        ...this.r,
+        ...args,
+        title: this.redact(args.title),
+        body: this.redact(args.body),
+        draft: true,
+      });
       return {
         number: data.number,
         url: data.html_url,
@@ -129,7 +142,7 @@ export class Forge {
   }
 
   async updatePullBody(pr: number, body: string): Promise<void> {
-    await this.octokit.rest.pulls.update({ ...this.r, pull_number: pr, body });
+    await this.octokit.rest.pulls.update({ ...this.r, pull_number: pr, body: this.redact(body) });
   }
 
   async pull(pr: number): Promise<PullRef & { base: string; title: string }> {
@@ -195,8 +208,13 @@ export class Forge {
         pull_number: pr,
         commit_id: review.commitId,
         event: "COMMENT",
-        body: `${marker}\n${review.body}`,
-        comments: comments.map((c) => ({ path: c.path, line: c.line, side: "RIGHT" as const, body: c.body })),
+        body: this.redact(`${marker}\n${review.body}`),
+        comments: comments.map((c) => ({
+          path: c.path,
+          line: c.line,
+          side: "RIGHT" as const,
+          body: this.redact(c.body),
+        })),
       });
     try {
       return { id: (await create(review.comments)).data.id, reused: false };
@@ -208,7 +226,7 @@ export class Forge {
   }
 
   async comment(issue: number, body: string): Promise<void> {
-    await this.octokit.rest.issues.createComment({ ...this.r, issue_number: issue, body });
+    await this.octokit.rest.issues.createComment({ ...this.r, issue_number: issue, body: this.redact(body) });
   }
 }
 

@@ -56,7 +56,12 @@ async function main(): Promise<number> {
         vertexRegion: config.anthropic.vertexRegion,
         vertexProject: config.anthropic.vertexProject,
       }),
-      forge: new Forge({ apiUrl: config.github.apiUrl, token: config.github.token, repo: config.ticket.repo }),
+      forge: new Forge({
+        apiUrl: config.github.apiUrl,
+        token: config.github.token,
+        repo: config.ticket.repo,
+        redact,
+      }),
       redact,
       log,
       baseEnv: env,
@@ -87,7 +92,7 @@ async function main(): Promise<number> {
     turns: result.turns,
     summary: redact(String(result.summary ?? "")).slice(0, 300),
   });
-  return writeResult(config.terminationLog, { ...result, summary: redact(String(result.summary ?? "")) });
+  return writeResult(config.terminationLog, result, redact);
 }
 
 /**

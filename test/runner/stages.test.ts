@@ -15,16 +15,11 @@ const REPO = "acme/calc";
 const PROBE = "Probe the sandbox";
 const SECRET_TOKEN_NAMES = "GITHUB_TOKEN|ANTHROPIC_API_KEY|GIT_CONFIG_VALUE";
 /**
- * What a hostile agent would try: the runner's environment via /proc, its own environment, HOME. The
- * /proc scan is scoped to this test's own processes (the runner, found as the nearest ancestor with
- * the stage in its environment, and its descendants): other processes on the machine, other test runs
- * included, must not change the counts.
+ * What a hostile agent would try: the runner's environment via /proc, its own environment, HOME. `all`
+ * reads the environment of every process from the probe up to the runner (its ancestors): a pod has no
+ * other runner, while here other test files run other runners (and their git) at the same time.
  */
-const PROBE_SCRIPT = String.raw`ppid_of() { sed -n 's/.*) [A-Za-z] \([0-9]*\) .*/\1/p' "/proc/$1/stat" 2>/dev/null; }
-runner=$PPID
-while [ "$runner" -gt 1 ] && ! tr '\0' '\n' < "/proc/$runner/environ" 2>/dev/null | grep -qx 'AGENTFACTORY_STAGE=write'; do runner=$(ppid_of "$runner"); runner=$((runner + 0)); done
-ours() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$runner" '{ s = substr($0, index($0, ") ") + 2); split(s, f, " "); pp[$1] = f[2] } END { for (p in pp) { q = p; n = 0; while (q > 1 && n++ < 64) { if (q == root) { print p; break } q = pp[q] } } }'; }
-all() { for p in $(ours); do tr '\0' '\n' < "/proc/$p/environ"; done 2>/dev/null; }
+const PROBE_SCRIPT = `all() { p=$$; while [ "\${p:-1}" -gt 1 ]; do tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null; grep -qa AGENTFACTORY_STAGE= /proc/$p/environ 2>/dev/null && break; p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null); done; }
 echo "runner-visible=$(all | grep -c AGENTFACTORY_STAGE=write)"
 all | grep -c -E '${SECRET_TOKEN_NAMES}'
 env | grep -c -E '${SECRET_TOKEN_NAMES}'
