@@ -434,6 +434,13 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
           ...(message ? { message } : {}),
         };
         c.child = undefined;
+        // A `podman run` killed while it was still creating the container leaves it behind (never started,
+        // so --rm never applied): remove it by name.
+        if (c.podmanName)
+          spawn("podman", [...PODMAN_GLOBAL_ARGS, "rm", "-f", "--ignore", c.podmanName], { stdio: "ignore" }).on(
+            "error",
+            () => {},
+          );
         const restart = c.info.kind === "sidecar" && !c.stopping && !r.killed && !stopped && !r.finished;
         if (restart) {
           writeContainerStatuses(r);
@@ -469,7 +476,8 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   }
 
   function spawnPodman(r: Running, c: Ctr): ChildProcess {
-    const name = `${meta(r.pod).name}-${c.spec.name}`;
+    // One name per run: a restarted sidecar must not meet the cleanup of its previous run.
+    const name = `${meta(r.pod).name}-${c.spec.name}${c.info.restarts ? `-${c.info.restarts}` : ""}`;
     const argv = podmanRunArgs({
       podName: name,
       container: c.spec,
