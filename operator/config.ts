@@ -43,6 +43,19 @@ export const ConfigSchema = z.object({
   RUNNER_MEMORY_LIMIT: z.string().default("2Gi"),
   RUNNER_CPU_REQUEST: z.string().default("250m"),
   RUNNER_MEMORY_REQUEST: z.string().default("512Mi"),
+  RUNNER_EPHEMERAL_STORAGE_REQUEST: z.string().default("1Gi"),
+  RUNNER_EPHEMERAL_STORAGE_LIMIT: z.string().default("6Gi"),
+  /** The stage pod's sandbox container (its defaults: SANDBOX_DEFAULTS in job.ts). */
+  SANDBOX_CPU_REQUEST: optional,
+  SANDBOX_CPU_LIMIT: optional,
+  SANDBOX_MEMORY_REQUEST: optional,
+  SANDBOX_MEMORY_LIMIT: optional,
+  SANDBOX_EPHEMERAL_STORAGE_REQUEST: optional,
+  SANDBOX_EPHEMERAL_STORAGE_LIMIT: optional,
+  /** RLIMIT_NPROC of the sandbox's uid. */
+  SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().optional(),
+  /** emptyDir sizeLimits of the stage pod, as JSON {"workspace":"8Gi",...} (defaults: VOLUME_SIZE_LIMITS in job.ts). */
+  RUNNER_VOLUME_SIZE_LIMITS: optional,
   RUNNER_MAX_TURNS: int(50),
   RUNNER_TEST_COMMAND: optional,
   /** Finished Jobs are kept this long (they carry the results a waiting run still reads). */

@@ -59,6 +59,7 @@ const Env = z.object({
   AGENTFACTORY_MAX_STOP_BLOCKS: z.coerce.number().int().positive().default(3),
   AGENTFACTORY_BASH_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   AGENTFACTORY_TEST_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
+  AGENTFACTORY_SANDBOX_SOCKET: z.string().optional(),
   GITHUB_API_URL: z.string().default("https://api.github.com"),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   GITHUB_TOKEN: z.string().default(""),
@@ -94,6 +95,8 @@ export interface RunnerConfig {
   maxStopBlocks: number;
   bashTimeoutMs: number;
   testTimeoutMs: number;
+  /** The sandbox container's socket: where every command the agent can influence runs. Unset: locally. */
+  sandboxSocket?: string;
   github: { apiUrl: string; serverUrl: string; token: string };
   anthropic: {
     apiKey?: string;
@@ -159,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined>): RunnerConfi
     maxStopBlocks: e.AGENTFACTORY_MAX_STOP_BLOCKS,
     bashTimeoutMs: e.AGENTFACTORY_BASH_TIMEOUT_MS,
     testTimeoutMs: e.AGENTFACTORY_TEST_TIMEOUT_MS,
+    sandboxSocket: e.AGENTFACTORY_SANDBOX_SOCKET || undefined,
     github: {
       apiUrl: e.GITHUB_API_URL.replace(/\/$/, ""),
       serverUrl: e.GITHUB_SERVER_URL.replace(/\/$/, ""),

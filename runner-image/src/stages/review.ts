@@ -14,8 +14,8 @@ import { toTokens } from "../agent/usage.ts";
 import { type Git, GitError } from "../git.ts";
 import { pathGate } from "../hooks/gates.ts";
 import { stageMarker } from "../markers.ts";
+import { exitStatus } from "../sandbox/executor.ts";
 import { detectTestCommand } from "../tests-command.ts";
-import { runShell } from "../tools/bash.ts";
 import { READ_ONLY_TOOLS, toolEnv } from "../tools/index.ts";
 import { truncate } from "../tools/types.ts";
 import {
@@ -151,12 +151,13 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     const command = detectTestCommand(snap.dir, config.testCommand);
     if (!command) checks.tests = "skipped";
     else {
-      const r = await runShell(command, {
+      const r = await deps.executor.run({
+        command,
         cwd: snap.testsDir,
         env: toolEnv(deps.baseEnv, snap.testsDir),
         timeoutMs: config.testTimeoutMs,
       });
-      checks.tests = r.code === 0 && !r.timedOut ? "success" : "failure";
+      checks.tests = exitStatus(r) === 0 && !r.timedOut ? "success" : "failure";
       if (checks.tests === "failure")
         findings.push({
           source: "tests",
