@@ -47,17 +47,24 @@ export function extractFindings(body: string): SourcedFinding[] | undefined {
 /** A PR review as far as {@link latestReviewFindings} needs it. */
 export interface ReviewLike {
   body: string;
-  /** The author is a bot (the App's installation), not a human pasting a marker. */
-  bot: boolean;
+  /**
+   * Posted by the App itself (its login, `<slug>[bot]`, exactly): not by a person pasting a marker,
+   * nor by any other bot or App on the repository.
+   */
+  byApp: boolean;
 }
+
+/** Whether `login` is the App's own login; never true when the App's login is unknown. */
+export const isAppLogin = (login: string | null | undefined, appLogin: string | undefined): boolean =>
+  !!appLogin && !!login && login === appLogin;
 
 /**
  * The findings of the latest AgentFactory review among `reviews` (oldest first, as GitHub lists
- * them): the newest bot review carrying a stage marker and embedded findings; [] when there is none.
+ * them): the newest review by the App carrying a stage marker and embedded findings; [] when there is none.
  */
 export function latestReviewFindings(reviews: readonly ReviewLike[]): SourcedFinding[] {
   for (const r of [...reviews].reverse()) {
-    if (!r.bot || !r.body.includes(STAGE_MARKER_PREFIX)) continue;
+    if (!r.byApp || !r.body.includes(STAGE_MARKER_PREFIX)) continue;
     const found = extractFindings(r.body);
     if (found) return found;
   }

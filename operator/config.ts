@@ -43,6 +43,11 @@ export const ConfigSchema = z.object({
   /** Fallback installation when neither the ticket nor a lookup gives one. */
   GITHUB_INSTALLATION_ID: z.coerce.number().int().positive().optional(),
   GITHUB_API_URL: z.string().default("https://api.github.com"),
+  /**
+   * The App's login on the forge (`<slug>[bot]`). Only comments, reviews and pull requests by this
+   * login count as the factory's own. Unset: asked of the forge (`GET /app`) once.
+   */
+  AGENTFACTORY_BOT_LOGIN: optional,
   GITHUB_GRAPHQL_URL: optional,
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   MODEL_SECRET_NAME: z.string().default("agentfactory-model"),

@@ -26,6 +26,11 @@ export interface ForgeOptions {
   /** REST base, e.g. https://api.github.com or `<ghes>/api/v3`. */
   apiUrl: string;
   defaultInstallationId?: number;
+  /**
+   * The login the App acts as on the forge (`<slug>[bot]`). Unset: asked of the forge once (`GET /app`).
+   * Only comments and reviews by this login count as the factory's own.
+   */
+  botLogin?: string;
 }
 
 /**
@@ -37,6 +42,7 @@ export interface ForgeOptions {
 export class Forge {
   private readonly app: Octokit;
   private readonly installations = new Map<string, number>();
+  private login?: Promise<string>;
 
   constructor(private readonly opts: ForgeOptions) {
     this.app = new Octokit({
@@ -61,6 +67,22 @@ export class Forge {
       if (this.opts.defaultInstallationId) return this.opts.defaultInstallationId;
       throw err;
     }
+  }
+
+  /** The App's own login (`<slug>[bot]`): configured, or asked of the forge once; a failed lookup is retried. */
+  botLogin(): Promise<string> {
+    if (this.opts.botLogin) return Promise.resolve(this.opts.botLogin);
+    this.login ??= this.app.rest.apps.getAuthenticated().then(
+      ({ data }) => {
+        if (!data?.slug) throw new Error("GET /app returned no slug");
+        return `${data.slug}[bot]`;
+      },
+      (err: unknown) => {
+        this.login = undefined;
+        throw err;
+      },
+    );
+    return this.login;
   }
 
   /** A short-lived installation token for exactly one repository and `permissions`. */

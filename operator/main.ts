@@ -123,6 +123,7 @@ export async function main(env: Record<string, string | undefined> = process.env
           privateKey: config.githubPrivateKey,
           apiUrl: config.GITHUB_API_URL,
           ...(config.GITHUB_INSTALLATION_ID ? { defaultInstallationId: config.GITHUB_INSTALLATION_ID } : {}),
+          ...(config.AGENTFACTORY_BOT_LOGIN ? { botLogin: config.AGENTFACTORY_BOT_LOGIN } : {}),
         })
       : undefined;
   if (!forge)

@@ -197,8 +197,17 @@ export class Reconciler {
       await this.d.kube.replaceSecret(secret); // a crash left one behind: refresh its token
     }
     const budget = run.spec.budgetUsd - status.costUsd;
+    const botLogin = this.d.forge ? await this.d.forge.botLogin() : undefined;
     const job = buildJob(
-      { run: view, stage, attempt: a.attempt, jobName: a.jobName, secretName: a.jobName, budgetUsd: budget },
+      {
+        run: view,
+        stage,
+        attempt: a.attempt,
+        jobName: a.jobName,
+        secretName: a.jobName,
+        budgetUsd: budget,
+        ...(botLogin ? { botLogin } : {}),
+      },
       this.d.jobSettings,
     );
     try {

@@ -51,7 +51,12 @@ async function main(): Promise<number> {
         vertexRegion: config.anthropic.vertexRegion,
         vertexProject: config.anthropic.vertexProject,
       }),
-      forge: new Forge({ apiUrl: config.github.apiUrl, token: config.github.token, repo: config.ticket.repo }),
+      forge: new Forge({
+        apiUrl: config.github.apiUrl,
+        token: config.github.token,
+        repo: config.ticket.repo,
+        ...(config.github.botLogin ? { botLogin: config.github.botLogin } : {}),
+      }),
       redact,
       log,
       baseEnv: env,
