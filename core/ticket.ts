@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 
 /** Where a ticket came from. */
@@ -19,7 +20,11 @@ export const RepoSlug = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "
  * original in `original` for audit.
  */
 export const Ticket = z.object({
-  /** `<source>:<deliveryId>`: the JetStream Nats-Msg-Id and the seed of the AgentRun name. */
+  /**
+   * The JetStream Nats-Msg-Id and the seed of the AgentRun name. For signed webhooks it is derived
+   * from the signed event itself (`ticketId`), never from a header, so a replay under a new delivery id
+   * is the same ticket; otherwise `<source>:<deliveryId>`.
+   */
   id: z.string().min(3),
   kind: TicketKind.default("new"),
   source: TicketSource,
@@ -49,3 +54,14 @@ export const Ticket = z.object({
 });
 export type Ticket = z.infer<typeof Ticket>;
 export type TicketInput = z.input<typeof Ticket>;
+
+/**
+ * A ticket id derived from what identifies one event in a signed body (repository, issue, event and
+ * action, the event's own id or time): `<source>:<sha-256 prefix>`. The same event always yields the
+ * same id, whatever delivery header it arrives under.
+ *
+ * @example ticketId("github", ["acme/web", 7, "issues.labeled", "ai-agent", "2026-03-01T10:00:00Z"])
+ */
+export function ticketId(source: TicketSource, parts: readonly (string | number)[]): string {
+  return `${source}:${createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32)}`;
+}

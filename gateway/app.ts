@@ -37,6 +37,7 @@ const STATUS_RESULT: Record<number, WebhookResult> = {
   400: "bad_request",
   401: "unauthorized",
   413: "too_large",
+  422: "stale",
   503: "unavailable",
 };
 
@@ -50,6 +51,7 @@ const STATUS_RESULT: Record<number, WebhookResult> = {
  * - 202 `{ignored}` / `{refused}`: verified but nothing to do, or the sender may not steer runs
  *   (refusals are logged and counted; a 4xx would only make the sender retry or disable the hook);
  * - 200 for GitHub's ping; 401 bad or missing signature/token; 400 malformed; 413 too large;
+ *   422 a signed event older than the replay horizon (72 h: a replay, never a redelivery);
  * - 503 with Retry-After when NATS, the forge or ClickUp cannot take the work, or the source's
  *   deadline passed: the sender redelivers, and the ticket id makes that idempotent.
  * A source without a configured secret is not served (404): unsigned requests are never accepted.

@@ -9,6 +9,7 @@ export type WebhookResult =
   | "unauthorized"
   | "bad_request"
   | "too_large"
+  | "stale"
   | "unavailable"
   | "error";
 

@@ -1,7 +1,13 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { REQUEST_ID_HEADER, TICKETS_STREAM, TICKETS_SUBJECTS, ticketSubject } from "../core/streams.ts";
+import {
+  REQUEST_ID_HEADER,
+  TICKETS_DUPLICATE_WINDOW_MS,
+  TICKETS_STREAM,
+  TICKETS_SUBJECTS,
+  ticketSubject,
+} from "../core/streams.ts";
 import type { Ticket } from "../core/ticket.ts";
 import { Unavailable } from "./errors.ts";
 
@@ -30,11 +36,14 @@ export interface NatsPublisherOptions {
   reconnectWaitMs?: number;
 }
 
-/** Duplicate window of TICKETS: deliveries repeated within it are dropped by the broker. */
-export const DUPLICATE_WINDOW_MS = 2 * 60_000;
+/**
+ * Duplicate window of TICKETS: tickets repeated within it are dropped by the broker. 73 h, GitHub's
+ * redelivery horizon plus slack, since ticket ids come from the signed event (`core/streams.ts`).
+ */
+export const DUPLICATE_WINDOW_MS = TICKETS_DUPLICATE_WINDOW_MS;
 
 /**
- * Creates or updates the TICKETS stream: file storage, `tickets.>`, 2-minute duplicate window.
+ * Creates or updates the TICKETS stream: file storage, `tickets.>`, 73-hour duplicate window.
  * Idempotent, so every gateway replica (and the operator) may call it on each connect.
  */
 export async function ensureTicketsStream(jsm: JetStreamManager): Promise<void> {

@@ -8,6 +8,7 @@ import {
   OUTCOMES_STREAM,
   OUTCOMES_SUBJECTS,
   TICKETS_CONSUMER,
+  TICKETS_DUPLICATE_WINDOW_MS,
   TICKETS_STREAM,
   TICKETS_SUBJECTS,
 } from "../core/streams.ts";
@@ -16,21 +17,26 @@ import { isAlreadyExists, isConflict, type KubeClient } from "./kube/client.ts";
 import type { Metrics } from "./metrics.ts";
 import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
 
-/** Creates the streams and the durable consumer when they are missing (the gateway may start later). */
+/**
+ * Creates the streams and the durable consumer when they are missing (the gateway may start later),
+ * and widens a TICKETS duplicate window older releases made (2 min) to the replay horizon's.
+ */
 export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
   const want = [
-    { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(120_000) },
+    { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(TICKETS_DUPLICATE_WINDOW_MS) },
     { name: OUTCOMES_STREAM, subjects: OUTCOMES_SUBJECTS, duplicate_window: nanos(120_000) },
   ];
   for (const s of want) {
+    const info = await jsm.streams.info(s.name).catch(() => undefined);
+    if (info) {
+      if (info.config.duplicate_window !== s.duplicate_window)
+        await jsm.streams.update(s.name, { ...info.config, duplicate_window: s.duplicate_window });
+      continue;
+    }
     try {
-      await jsm.streams.info(s.name);
-    } catch {
-      try {
-        await jsm.streams.add({ ...s, storage: StorageType.File });
-      } catch (err) {
-        if (!/already in use|exists/i.test((err as Error).message)) throw err;
-      }
+      await jsm.streams.add({ ...s, storage: StorageType.File });
+    } catch (err) {
+      if (!/already in use|exists/i.test((err as Error).message)) throw err;
     }
   }
   try {

@@ -96,10 +96,11 @@ describe("POST /webhooks/github", () => {
     });
     expect(res.status).toBe(202);
     expect(res.headers.get("x-request-id")).toBe("req-1");
-    expect(await res.json()).toMatchObject({ id: "github:72d3162e", kind: "new", duplicate: false });
+    const { id } = (await res.json()) as { id: string };
+    expect(id).toMatch(/^github:[0-9a-f]{32}$/);
     expect(publisher.published).toEqual([
       {
-        id: "github:72d3162e",
+        id,
         kind: "new",
         source: "github",
         deliveryId: "72d3162e",
@@ -116,6 +117,44 @@ describe("POST /webhooks/github", () => {
         installationId: 7,
       },
     ]);
+  });
+
+  it("names the ticket by the signed event: another delivery id is the same ticket, a new labeling a new one", async () => {
+    const { deliver, publisher } = setup();
+    const first = (await (await deliver("issues", issuesPayload(), { delivery: "d-a" })).json()) as { id: string };
+    const replay = await deliver("issues", issuesPayload(), { delivery: "d-b" });
+    expect(await replay.json()).toMatchObject({ id: first.id, duplicate: true });
+    const relabel = await deliver("issues", issuesPayload({ updatedAt: "2026-01-02T03:01:00Z" }), { delivery: "d-c" });
+    expect(await relabel.json()).toMatchObject({ duplicate: false });
+    const unlabel = await deliver("issues", issuesPayload({ action: "unlabeled", labels: [] }), { delivery: "d-d" });
+    expect(await unlabel.json()).toMatchObject({ duplicate: false });
+    const c1 = await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", id: 1 }), {
+      delivery: "e",
+    });
+    const c2 = await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", id: 2 }), {
+      delivery: "f",
+    });
+    const idOf = async (r: Response) => ((await r.json()) as { id: string }).id;
+    expect(await idOf(c1)).not.toBe(await idOf(c2));
+    expect(publisher.published.map((t) => t.deliveryId)).toEqual(["d-a", "d-c", "d-d", "e", "f"]);
+  });
+
+  it("answers 422 to a signed event older than 72 hours, and publishes nothing", async () => {
+    const { deliver, publisher, metrics } = setup();
+    const old = "2025-12-30T03:04:04Z"; // 72 h and a second before the app's clock
+    for (const [event, payload] of [
+      ["issues", issuesPayload({ updatedAt: old })],
+      ["issue_comment", commentPayload({ body: "/agentfactory retry", createdAt: old })],
+      ["pull_request_review", reviewPayload({ body: "/agentfactory fix", branch: "agent/42-x", submittedAt: old })],
+    ] as const) {
+      const res = await deliver(event, payload, { delivery: `old-${event}` });
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({ error: expect.stringContaining("replay horizon") });
+    }
+    expect(await count(metrics, { result: "stale" })).toBe(3);
+    const inside = await deliver("issues", issuesPayload({ updatedAt: "2025-12-30T03:04:06Z" }), { delivery: "ok" });
+    expect(inside.status).toBe(202);
+    expect(publisher.published).toHaveLength(1);
   });
 
   it("generates a request id when none is sent and carries it in the ticket", async () => {
@@ -196,7 +235,7 @@ describe("POST /webhooks/github", () => {
     expect(await count(metrics, { result: "unavailable" })).toBe(1);
     publisher.up = true;
     expect((await deliver("issues", issuesPayload(), { delivery: "d-9" })).status).toBe(202);
-    expect(publisher.published.map((t) => t.id)).toEqual(["github:d-9"]);
+    expect(publisher.published.map((t) => t.deliveryId)).toEqual(["d-9"]);
   });
 
   it("answers ping with 200", async () => {
@@ -277,6 +316,7 @@ describe("sender permission", () => {
       publisher,
       logger: memoryLogger().logger,
       config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 65536 },
+      now: () => new Date("2026-01-02T03:04:05.000Z"),
     });
     const body = JSON.stringify(issuesPayload());
     const res = await app.request("/webhooks/github", {

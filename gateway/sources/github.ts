@@ -2,7 +2,8 @@ import { Webhooks } from "@octokit/webhooks";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { FORGE_LABELS } from "../../core/names.ts";
-import { RepoSlug, type Ticket, type TicketKind } from "../../core/ticket.ts";
+import { REPLAY_HORIZON_MS } from "../../core/streams.ts";
+import { RepoSlug, type Ticket, type TicketKind, ticketId } from "../../core/ticket.ts";
 import { canSteer, type ForgePermissions } from "../forge.ts";
 import { ignore, type Outcome, type RequestContext } from "../outcome.ts";
 import { sanitizeTicketText } from "../sanitize.ts";
@@ -39,6 +40,8 @@ const Issue = z.object({
   user: User,
   labels: z.array(Label).default([]),
   pull_request: z.object({}).loose().nullish(),
+  /** Changes with every labeling, edit and close: with the action and label, it names one issues event. */
+  updated_at: z.string(),
 });
 const Envelope = z.object({
   action: z.string().optional(),
@@ -49,10 +52,21 @@ const Envelope = z.object({
 const IssuesEvent = Envelope.extend({ issue: Issue, label: Label.nullish() });
 const IssueCommentEvent = Envelope.extend({
   issue: Issue,
-  comment: z.object({ body: z.string().nullish(), user: User, html_url: z.string().optional() }),
+  comment: z.object({
+    id: z.number().int().positive(),
+    body: z.string().nullish(),
+    user: User,
+    html_url: z.string().optional(),
+    created_at: z.string(),
+  }),
 });
 const ReviewEvent = Envelope.extend({
-  review: z.object({ body: z.string().nullish(), user: User }),
+  review: z.object({
+    id: z.number().int().positive(),
+    body: z.string().nullish(),
+    user: User,
+    submitted_at: z.string(),
+  }),
   pull_request: z.object({
     number: z.number().int().positive(),
     title: z.string(),
@@ -140,8 +154,23 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
     const event = action ? `${name}.${action}` : name;
     if (name === "ping") return ignore(event, "pong", 200);
 
+    /**
+     * The ticket id names the event, from the signed body: the same event under a new X-GitHub-Delivery
+     * (a captured webhook replayed) is the same ticket, and the broker drops it inside its window.
+     */
+    let eventId = "";
+    const identify = (env: Envelope, number: number, parts: (string | number)[], at: string) => {
+      const time = Date.parse(at);
+      if (Number.isNaN(time)) throw new HTTPException(400, { message: "unexpected payload: event time" });
+      if (Date.parse(ctx.receivedAt) - time > REPLAY_HORIZON_MS) {
+        throw new HTTPException(422, {
+          message: `event of ${at} is older than the ${REPLAY_HORIZON_MS / 3600_000} h replay horizon`,
+        });
+      }
+      eventId = ticketId("github", [env.repository.full_name.toLowerCase(), number, event, ...parts]);
+    };
     const base = (env: Envelope, kind: TicketKind) => ({
-      id: `github:${deliveryId}`,
+      id: eventId,
       kind,
       source: "github" as const,
       deliveryId,
@@ -203,6 +232,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       case "issues.unlabeled":
       case "issues.closed": {
         const env = parse(IssuesEvent, payload);
+        identify(env, env.issue.number, [env.label?.name ?? "", env.issue.updated_at], env.issue.updated_at);
         if (isBot(env.sender)) return ignore(event, "sender is a bot");
         if (env.issue.pull_request) return ignore(event, "pull requests are not tickets");
         const labels = env.issue.labels.map((l) => l.name);
@@ -220,6 +250,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       }
       case "issue_comment.created": {
         const env = parse(IssueCommentEvent, payload);
+        identify(env, env.issue.number, [env.comment.id], env.comment.created_at);
         if (isBot(env.sender) || isBot(env.comment.user)) return ignore(event, "sender is a bot");
         const body = env.comment.body ?? "";
         const command = commandOf(body);
@@ -259,6 +290,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       }
       case "pull_request_review.submitted": {
         const env = parse(ReviewEvent, payload);
+        identify(env, env.pull_request.number, [env.review.id], env.review.submitted_at);
         if (isBot(env.sender) || isBot(env.review.user)) return ignore(event, "sender is a bot");
         const body = env.review.body ?? "";
         const command = commandOf(body);

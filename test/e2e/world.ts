@@ -174,7 +174,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   }
 }
 
-async function startProcess(
+export async function startProcess(
   name: "gateway" | "operator",
   entry: string,
   portPattern: RegExp,
@@ -215,7 +215,7 @@ async function startProcess(
   return { proc, logs, port: p, url: `http://127.0.0.1:${p}` };
 }
 
-async function stopProcess(proc: ChildProcess): Promise<void> {
+export async function stopProcess(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   proc.kill("SIGTERM");
