@@ -73,6 +73,20 @@ export function branchName(ticket: { number: number; workItem: string; title: st
   return `agent/${id}-${slug}`;
 }
 
+const AGENT_BRANCH = /^agent\/(?:(\d+)-)?/;
+
+/**
+ * The work item an agent branch belongs to: `agent/<n>-<slug>` → issue n (`gh-<n>`); branches of
+ * non-GitHub tickets carry no number, and the branch itself is then the work item. Undefined for a
+ * branch that is not an agent branch.
+ */
+export function workItemOfBranch(branch: string): { number: number; workItem: string } | undefined {
+  const m = AGENT_BRANCH.exec(branch);
+  if (!m) return undefined;
+  const number = Number(m[1] ?? 0);
+  return number > 0 ? { number, workItem: `gh-${number}` } : { number: 0, workItem: branch };
+}
+
 /** Label-value safe form of `owner/name`. */
 export function repoLabel(repo: string): string {
   return shortenName(dnsSafe(repo.replace("/", ".")).replace(/\./g, "-"));

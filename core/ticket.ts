@@ -40,6 +40,12 @@ export const Ticket = z.object({
   title: z.string(),
   body: z.string(),
   author: z.string(),
+  /**
+   * Who caused the event (the labeler, the commenter, the reviewer) on sources where people act
+   * directly: for GitHub the login whose permission on the repository the operator checks before
+   * the ticket may start or steer a run (write or admin; a GitHub ticket without one is refused).
+   */
+  sender: z.string().optional(),
   labels: z.array(z.string()).default([]),
   /** GitHub App installation that delivered the event, when known. */
   installationId: z.number().int().positive().optional(),
@@ -47,7 +53,16 @@ export const Ticket = z.object({
    * The agent pull request a command came from (feedback/retry/cancel on a PR), so the operator
    * can match the run by its `status.pullRequest.number`.
    */
-  pullRequest: z.object({ number: z.number().int().positive(), branch: z.string() }).optional(),
+  pullRequest: z
+    .object({
+      number: z.number().int().positive(),
+      /**
+       * The head branch, when the event carries it (reviews). A comment on a pull request does not:
+       * the operator asks the forge, and drops the command unless the branch is an agent branch.
+       */
+      branch: z.string().optional(),
+    })
+    .optional(),
   /** The reply text, for kind=reply/feedback. */
   comment: z.string().optional(),
   original: z.object({ title: z.string(), body: z.string(), comment: z.string().optional() }).optional(),

@@ -3,7 +3,6 @@ import { collectDefaultMetrics } from "prom-client";
 import { createApp } from "./app.ts";
 import { clickUpClient } from "./clickup-api.ts";
 import { appConfig, loadEnv } from "./config.ts";
-import { cachedPermissions, githubForge } from "./forge.ts";
 import { createLogger } from "./log.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { natsPublisher } from "./publisher.ts";
@@ -14,13 +13,6 @@ const logger = createLogger({ level: env.LOG_LEVEL });
 const metrics = gatewayMetrics();
 collectDefaultMetrics({ register: metrics.registry }); // process CPU, memory, event-loop lag
 const publisher = natsPublisher({ servers: env.NATS_URL, logger, publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS });
-const forge =
-  env.GITHUB_APP_ID && env.GITHUB_APP_PRIVATE_KEY
-    ? cachedPermissions(
-        githubForge({ appId: env.GITHUB_APP_ID, privateKey: env.GITHUB_APP_PRIVATE_KEY, baseUrl: env.GITHUB_API_URL }),
-        { ttlMs: env.PERMISSION_CACHE_TTL_SECONDS * 1000 },
-      )
-    : undefined;
 const clickup = env.CLICKUP_API_TOKEN
   ? clickUpClient({ apiUrl: env.CLICKUP_API_URL, token: env.CLICKUP_API_TOKEN })
   : undefined;
@@ -30,7 +22,6 @@ const app = createApp({
   config: appConfig(env),
   logger,
   metrics,
-  ...(forge ? { forge } : {}),
   ...(clickup ? { clickup } : {}),
 });
 

@@ -49,6 +49,8 @@ export const ConfigSchema = z.object({
    */
   AGENTFACTORY_BOT_LOGIN: optional,
   GITHUB_GRAPHQL_URL: optional,
+  /** Seconds a GitHub sender's permission (checked before a ticket is applied) stays cached. */
+  PERMISSION_CACHE_TTL_SECONDS: int(60),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   MODEL_SECRET_NAME: z.string().default("agentfactory-model"),
   MODEL_SECRET_KEY: z.string().default("ANTHROPIC_API_KEY"),

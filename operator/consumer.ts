@@ -16,6 +16,7 @@ import { Ticket } from "../core/ticket.ts";
 import { isAlreadyExists, isConflict, type KubeClient } from "./kube/client.ts";
 import type { Metrics } from "./metrics.ts";
 import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
+import { SenderGate } from "./senders.ts";
 
 /**
  * Creates the streams and the durable consumer when they are missing (the gateway may start later),
@@ -150,6 +151,11 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** The informer's runs, to check new tickets against without an API call. */
   cache?: RunLookup;
+  /**
+   * Admits tickets before they are applied (GitHub senders need write permission, asked of the forge).
+   * Absent: a gate without a forge, which refuses every GitHub ticket.
+   */
+  senders?: SenderGate;
 }
 
 /**
@@ -161,8 +167,11 @@ export class TicketConsumer {
   private messages?: { stop(): void };
   private loop?: Promise<void>;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly senders: SenderGate;
 
-  constructor(private readonly o: ConsumerOptions) {}
+  constructor(private readonly o: ConsumerOptions) {
+    this.senders = o.senders ?? new SenderGate({});
+  }
 
   start(): void {
     this.loop = this.run();
@@ -203,6 +212,17 @@ export class TicketConsumer {
     }
     const log = this.o.log.child({ ticket: ticket.id, requestId: ticket.requestId, kind: ticket.kind });
     try {
+      const admission = await this.senders.admit(ticket);
+      if (admission.action !== "admit") {
+        // Acked: a refused or irrelevant ticket never becomes valid by being delivered again.
+        m.ack();
+        const result = admission.action === "refuse" ? "refused" : "ignored";
+        if (result === "refused") log.warn({ sender: ticket.sender, reason: admission.reason }, "ticket refused");
+        else log.info({ reason: admission.reason }, "ticket ignored");
+        this.o.metrics?.ticketsTotal.inc({ source: ticket.source, kind: ticket.kind, result });
+        return;
+      }
+      ticket = admission.ticket;
       const result = await handleTicket(this.o.api, this.o.defaults, ticket, this.o.cache);
       m.ack();
       log.info({ result }, "ticket applied");

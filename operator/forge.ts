@@ -20,6 +20,21 @@ export const FINALIZE_PERMISSIONS: Permissions = {
   pull_requests: "write",
 };
 
+/** What the operator reads to admit a ticket (sender permission, a pull request's head, an issue). */
+export const READ_PERMISSIONS: Permissions = { metadata: "read", issues: "read", pull_requests: "read" };
+
+/** A collaborator's permission as the forge's legacy `permission` field reports it (maintain → write, triage → read). */
+export type RepoPermission = "admin" | "write" | "read" | "none";
+
+/** An issue's text as the forge has it now. */
+export interface IssueText {
+  title: string;
+  body: string;
+  url: string;
+  author: string;
+  labels: string[];
+}
+
 export interface ForgeOptions {
   appId: string | number;
   privateKey: string;
@@ -100,12 +115,61 @@ export class Forge {
   }
 
   /** A REST + GraphQL client acting as the installation on one repository. */
-  async client(repo: string, installationHint?: number): Promise<Octokit> {
-    const token = await this.mintToken(repo, FINALIZE_PERMISSIONS, installationHint);
+  async client(repo: string, installationHint?: number, permissions = FINALIZE_PERMISSIONS): Promise<Octokit> {
+    const token = await this.mintToken(repo, permissions, installationHint);
     return new Octokit({
       baseUrl: this.opts.apiUrl,
       auth: token,
       log: { debug() {}, info() {}, warn() {}, error() {} },
     });
   }
+
+  /** A user's permission on a repository (`GET …/collaborators/{user}/permission`); 404 is "none". */
+  async permission(repo: string, user: string, installationHint?: number): Promise<RepoPermission> {
+    const gh = await this.client(repo, installationHint, READ_PERMISSIONS);
+    try {
+      const { data } = await gh.rest.repos.getCollaboratorPermissionLevel({ ...split(repo), username: user });
+      const level = data.permission;
+      return level === "admin" || level === "write" || level === "read" ? level : "none";
+    } catch (err) {
+      if (status(err) === 404) return "none"; // not a user, or not visible to the installation
+      throw err;
+    }
+  }
+
+  /** A pull request's head branch, or undefined when there is no such pull request. */
+  async pullRequestBranch(repo: string, number: number, installationHint?: number): Promise<string | undefined> {
+    const gh = await this.client(repo, installationHint, READ_PERMISSIONS);
+    try {
+      return (await gh.rest.pulls.get({ ...split(repo), pull_number: number })).data.head.ref;
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** An issue's text as it is now, or undefined when there is no such issue. */
+  async issue(repo: string, number: number, installationHint?: number): Promise<IssueText | undefined> {
+    const gh = await this.client(repo, installationHint, READ_PERMISSIONS);
+    try {
+      const { data } = await gh.rest.issues.get({ ...split(repo), issue_number: number });
+      return {
+        title: data.title,
+        body: data.body ?? "",
+        url: data.html_url,
+        author: data.user?.login ?? "",
+        labels: data.labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean),
+      };
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
+    }
+  }
 }
+
+const split = (repo: string) => {
+  const [owner = "", name = ""] = repo.split("/");
+  return { owner, repo: name };
+};
+
+const status = (err: unknown): number | undefined => (err as { status?: number } | undefined)?.status;

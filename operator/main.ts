@@ -18,6 +18,7 @@ import type { JobSettings } from "./job.ts";
 import { KubeClient, loadKubeConfig } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { SenderGate } from "./senders.ts";
 
 export function jobSettings(c: Config): JobSettings {
   return {
@@ -172,6 +173,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       metrics,
       concurrency: config.TICKET_CONCURRENCY,
       cache: () => runs.list(config.NAMESPACE) as unknown as AgentRun[],
+      senders: new SenderGate({ ...(forge ? { forge } : {}), ttlMs: config.PERMISSION_CACHE_TTL_SECONDS * 1000 }),
     });
     consumer.start();
     log.info("ticket consumer started");

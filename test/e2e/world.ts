@@ -63,7 +63,7 @@ export interface World {
 export interface WorldOptions {
   kubeletMode: "podman" | "process";
   scenario: Scenario;
-  /** Users and their permission on every repository (the gateway checks senders). */
+  /** Users and their permission on every repository (the operator checks senders). */
   users?: Record<string, "admin" | "write" | "read" | "none">;
   /** Called with every log line of the gateway and the operator (the demo shows progress). */
   onLog?: (source: "gateway" | "operator", line: string) => void;
@@ -105,9 +105,6 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       HOST: "127.0.0.1",
       NATS_URL: nats.url,
       GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      GITHUB_APP_ID: String(github.appId),
-      GITHUB_APP_PRIVATE_KEY: github.privateKeyPem,
-      GITHUB_API_URL: github.apiUrl,
       LOG_LEVEL: "info",
     });
     stops.push(() => stopProcess(gateway.proc));

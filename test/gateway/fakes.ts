@@ -4,7 +4,6 @@ import type { Logger } from "pino";
 import type { Ticket } from "../../core/ticket.ts";
 import type { ClickUpClient, ClickUpTask } from "../../gateway/clickup-api.ts";
 import { Unavailable } from "../../gateway/errors.ts";
-import type { ForgePermissions, IssueText, RepoPermission } from "../../gateway/forge.ts";
 import { createLogger } from "../../gateway/log.ts";
 import type { PublishAck, TicketPublisher } from "../../gateway/publisher.ts";
 
@@ -26,30 +25,6 @@ export class FakePublisher implements TicketPublisher {
     return this.up;
   }
   async close(): Promise<void> {}
-}
-
-/** Permissions by login; anyone else has "none". `pulls` maps PR number → head branch. */
-export class FakeForge implements ForgePermissions {
-  calls = 0;
-  down = false;
-  constructor(
-    readonly users: Record<string, RepoPermission> = {},
-    readonly pulls: Record<number, string> = {},
-    readonly issues: Record<number, IssueText> = {},
-  ) {}
-  async permission({ user }: { user: string }): Promise<RepoPermission> {
-    this.calls++;
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.users[user] ?? "none";
-  }
-  async pullRequestBranch({ number }: { number: number }): Promise<string | undefined> {
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.pulls[number];
-  }
-  async issue({ number }: { number: number }): Promise<IssueText | undefined> {
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.issues[number];
-  }
 }
 
 export class FakeClickUp implements ClickUpClient {

@@ -6,7 +6,7 @@ import { Ticket } from "../../core/ticket.ts";
 import { createApp } from "../../gateway/app.ts";
 import { natsPublisher } from "../../gateway/publisher.ts";
 import { type NatsServer, startNats } from "../world/nats.ts";
-import { FakeForge, issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
+import { issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
 
 const SECRET = "integration-secret";
 
@@ -23,7 +23,6 @@ describe("gateway → real NATS JetStream", () => {
     app = createApp({
       publisher,
       logger,
-      forge: new FakeForge({ maintainer: "write" }),
       config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 1 << 20 },
       now: () => new Date("2026-01-02T03:04:05.000Z"), // the fixtures' events are minutes old
     });

@@ -53,12 +53,16 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+/**
+ * A ticket as the gateway publishes it. Dispatch by default (admitted by its bearer token at the
+ * gateway): a GitHub ticket is admitted only after the operator checked its sender on the forge.
+ */
 export function ticketInput(over: Partial<TicketInput> = {}): TicketInput {
   const delivery = over.deliveryId ?? `d-${Math.random().toString(36).slice(2, 10)}`;
   return {
-    id: `github:${delivery}`,
+    id: `dispatch:${delivery}`,
     kind: "new",
-    source: "github",
+    source: "dispatch",
     deliveryId: delivery,
     requestId: `req-${delivery}`,
     receivedAt: new Date().toISOString(),

@@ -151,7 +151,7 @@ describe("operator against the API simulator", () => {
     expect(count).toBe(lines.length);
     const records = lines.map((l) => JSON.parse(l));
     const byRun = new Map(records.map((r) => [r.run_id, r]));
-    const ready = byRun.get(runName({ id: "github:clean-1", repo: "acme/web", number: 11, workItem: "gh-11" }));
+    const ready = byRun.get(runName({ id: "dispatch:clean-1", repo: "acme/web", number: 11, workItem: "gh-11" }));
     expect(ready).toMatchObject({
       outcome: "clean",
       phase: "Ready",

@@ -62,7 +62,7 @@ describe("a pasted marker", () => {
       url: issue.html_url,
       deliveryId: "marker-1",
     };
-    const name = runName({ ...ticket, id: "github:marker-1" });
+    const name = runName({ ...ticket, id: "dispatch:marker-1" });
     const marker = MARKERS.escalation(name);
     // The attacker (the issue's author, and another App's bot) posts the marker before the run escalates.
     gh.addComment(REPO, issue.number, { user: "mallory", body: `nothing to see\n${marker}` });

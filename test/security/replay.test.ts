@@ -38,9 +38,6 @@ beforeAll(async () => {
     HOST: "127.0.0.1",
     NATS_URL: h.nats.url,
     GITHUB_WEBHOOK_SECRET: SECRET,
-    GITHUB_APP_ID: String(gh.appId),
-    GITHUB_APP_PRIVATE_KEY: gh.privateKeyPem,
-    GITHUB_API_URL: gh.apiUrl,
     LOG_LEVEL: "info",
   });
 }, 90_000);
