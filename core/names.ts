@@ -14,6 +14,8 @@ export const LABELS = {
 export const ANNOTATIONS = {
   requestId: "agentfactory.dev/request-id",
   ticketId: "agentfactory.dev/ticket-id",
+  /** sha-256 of the ticket's title and body as the source had them when the run was asked for (`textDigest`). */
+  textDigest: "agentfactory.dev/ticket-text-sha256",
 } as const;
 
 export const MANAGED_BY = "agentfactory-operator";

@@ -80,3 +80,13 @@ export type TicketInput = z.input<typeof Ticket>;
 export function ticketId(source: TicketSource, parts: readonly (string | number)[]): string {
   return `${source}:${createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32)}`;
 }
+
+/**
+ * Fingerprint of a ticket's text as its source has it (before the gateway's sanitizing): a retry
+ * compares the issue as it is now with the text a maintainer approved by labeling.
+ */
+export function textDigest(title: string, body: string): string {
+  return createHash("sha256")
+    .update(JSON.stringify([title, body]))
+    .digest("hex");
+}

@@ -1,5 +1,6 @@
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
+import { isAppLogin } from "../core/findings.ts";
 import type { StageName } from "../core/result.ts";
 
 export type Permissions = Record<string, "read" | "write">;
@@ -146,6 +147,22 @@ export class Forge {
       if (status(err) === 404) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * Posts a comment on an issue or pull request unless the App itself already posted one carrying
+   * `marker` (a redelivered ticket); a pasted marker by anyone else does not count.
+   */
+  async commentOnce(repo: string, number: number, marker: string, body: string, installationHint?: number) {
+    const gh = await this.client(repo, installationHint);
+    const app = await this.botLogin();
+    const comments = await gh.paginate(gh.rest.issues.listComments, {
+      ...split(repo),
+      issue_number: number,
+      per_page: 100,
+    });
+    if (comments.some((c) => isAppLogin(c.user?.login, app) && c.body?.includes(marker))) return;
+    await gh.rest.issues.createComment({ ...split(repo), issue_number: number, body: `${marker}\n${body}` });
   }
 
   /** An issue's text as it is now, or undefined when there is no such issue. */

@@ -173,6 +173,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       metrics,
       concurrency: config.TICKET_CONCURRENCY,
       cache: () => runs.list(config.NAMESPACE) as unknown as AgentRun[],
+      ...(forge ? { forge } : {}),
       senders: new SenderGate({ ...(forge ? { forge } : {}), ttlMs: config.PERMISSION_CACHE_TTL_SECONDS * 1000 }),
     });
     consumer.start();
