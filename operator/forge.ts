@@ -2,6 +2,7 @@ import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import { isAppLogin } from "../core/findings.ts";
 import type { StageName } from "../core/result.ts";
+import type { ForgePull, ForgeReview } from "../core/verify.ts";
 
 export type Permissions = Record<string, "read" | "write">;
 
@@ -163,6 +164,37 @@ export class Forge {
     });
     if (comments.some((c) => isAppLogin(c.user?.login, app) && c.body?.includes(marker))) return;
     await gh.rest.issues.createComment({ ...split(repo), issue_number: number, body: `${marker}\n${body}` });
+  }
+
+  /** A pull request as the forge has it now, or undefined when there is no such pull request. */
+  async pull(repo: string, number: number, installationHint?: number): Promise<ForgePull | undefined> {
+    const gh = await this.client(repo, installationHint, READ_PERMISSIONS);
+    try {
+      const { data } = await gh.rest.pulls.get({ ...split(repo), pull_number: number });
+      return {
+        number: data.number,
+        url: data.html_url,
+        state: data.state,
+        ...(data.head.repo?.full_name ? { headRepo: data.head.repo.full_name } : {}),
+        headRef: data.head.ref,
+        headSha: data.head.sha,
+        ...(data.user?.login ? { author: data.user.login } : {}),
+      };
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** A pull request's reviews, oldest first. */
+  async reviews(repo: string, number: number, installationHint?: number): Promise<ForgeReview[]> {
+    const gh = await this.client(repo, installationHint, READ_PERMISSIONS);
+    const all = await gh.paginate(gh.rest.pulls.listReviews, { ...split(repo), pull_number: number, per_page: 100 });
+    return all.map((r) => ({
+      body: r.body ?? "",
+      ...(r.user?.login ? { author: r.user.login } : {}),
+      ...(r.commit_id ? { commitId: r.commit_id } : {}),
+    }));
   }
 
   /** An issue's text as it is now, or undefined when there is no such issue. */

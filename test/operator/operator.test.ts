@@ -156,7 +156,7 @@ describe("operator against the API simulator", () => {
       outcome: "clean",
       phase: "Ready",
       pr_number: 4,
-      branch: "agent/7-add",
+      branch: "agent/11-add-a-health-endpoint",
       risk_tier: "low",
       remediation_rounds: 0,
       provider: "anthropic",
