@@ -705,7 +705,11 @@ describe("plan(): results the forge does not confirm", () => {
       reason: "ResultUnverified",
     });
     expect(p.events).toContainEqual(
-      expect.objectContaining({ type: "Warning", reason: "ResultUnverified", message: expect.stringContaining("main") }),
+      expect.objectContaining({
+        type: "Warning",
+        reason: "ResultUnverified",
+        message: expect.stringContaining("main"),
+      }),
     );
     expect(p.status.stages.at(-1)).toMatchObject({ outcome: "Failed", costUsd: 1.25 });
     expect(p.actions).toEqual([{ type: "finalize", phase: "Failed" }]);
@@ -723,7 +727,12 @@ describe("plan(): results the forge does not confirm", () => {
 
   it("takes the pull request and the verdict from the verification, not from the pod's result", () => {
     const w = writing();
-    const forgePr = { number: 42, url: "https://forge/pull/42", branch: "agent/7-add-a-health-endpoint", headSha: "f0" };
+    const forgePr = {
+      number: 42,
+      url: "https://forge/pull/42",
+      branch: "agent/7-add-a-health-endpoint",
+      headSha: "f0",
+    };
     w.finish({ ...R.write, write: { ...R.write.write!, headSha: "pod-says" } }, 60, { ok: true, pullRequest: forgePr });
     expect(w.plan().status.pullRequest).toEqual(forgePr);
     // The pod claims a clean review; the App's review on the forge has a blocking finding.

@@ -176,7 +176,8 @@ export function reportedVerification(
     case "write": {
       const w = result.write;
       if (!w) return fail("the write stage reported no pull request");
-      if (w.branch !== branch) return fail(`the write stage reported branch ${w.branch}, the run's branch is ${branch}`);
+      if (w.branch !== branch)
+        return fail(`the write stage reported branch ${w.branch}, the run's branch is ${branch}`);
       return { ok: true, pullRequest: { number: w.prNumber, url: w.prUrl, branch, headSha: w.headSha } };
     }
     case "remediate": {
