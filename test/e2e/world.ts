@@ -125,6 +125,8 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       LEADER_ELECTION: "true",
       STAGE_TIMEOUT_SECONDS: "300",
       LOG_LEVEL: "info",
+      // The image the Jobs name (the kubelet runs a container's own image): RUNNER_IMAGE=… picks a build.
+      ...(process.env.RUNNER_IMAGE ? { RUNNER_IMAGE: process.env.RUNNER_IMAGE } : {}),
       ...opts.operatorEnv,
     };
     const launchOperator = () =>
