@@ -1,5 +1,5 @@
 // make bench-gateway: signed 8 KiB `issues.labeled` deliveries on loopback through the real gateway
-// (verify + permission check + sanitize + JetStream publish with ack, file storage), beside the
+// (verify + sanitize + JetStream publish with ack, file storage; senders are checked by the operator), beside the
 // same Hono app answering without verify/publish. Prints requests/s and p50/p99 of both; the last
 // line is machine-readable.
 import { type ChildProcess, spawn } from "node:child_process";
