@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.cache/bin:$(PATH)
 VITEST_REPORT ?= .cache/vitest-report.json
 
-.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-dedupe
+.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact bench-dedupe chart-files
 
 deps:
 	@.ci/install-deps
@@ -41,6 +41,14 @@ bench-cost: deps
 
 bench-dedupe: deps
 	tsx bench/dedupe-window.ts
+
+bench-redact: deps
+	tsx bench/redact.ts
+
+## Chart files generated from core/ (test/chart checks they are current).
+chart-files:
+	node --import tsx -e 'import("./core/nats-auth.ts").then((m) => process.stdout.write(m.natsAuthorizationConf()))' \
+		> charts/agentfactory/files/nats/authorization.conf
 
 e2e-kind:
 	test/e2e-kind/run.sh

@@ -5,6 +5,7 @@
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
+import { natsAuthOptions } from "../core/nats-auth.ts";
 import { createApp } from "../gateway/app.ts";
 import { limitBody } from "../gateway/body-limit.ts";
 import { createLogger } from "../gateway/log.ts";
@@ -17,7 +18,11 @@ const logger = createLogger({ level: process.env.LOG_LEVEL ?? "info" });
 let fetchHandler: (req: Request) => Response | Promise<Response>;
 let publisher: ReturnType<typeof natsPublisher> | undefined;
 if (mode === "verified") {
-  publisher = natsPublisher({ servers: process.env.NATS_URL ?? "", logger });
+  publisher = natsPublisher({
+    servers: process.env.NATS_URL ?? "",
+    auth: natsAuthOptions("gateway", process.env),
+    logger,
+  });
   await publisher.connected;
   fetchHandler = createApp({
     publisher,

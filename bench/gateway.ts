@@ -61,11 +61,14 @@ async function serverBundle(): Promise<string> {
   return outfile;
 }
 
-async function startServer(mode: "verified" | "bare", natsUrl: string): Promise<{ port: number; proc: ChildProcess }> {
+async function startServer(
+  mode: "verified" | "bare",
+  natsEnv: Record<string, string>,
+): Promise<{ port: number; proc: ChildProcess }> {
   const proc = spawn(process.execPath, [await serverBundle(), mode], {
     env: {
       ...process.env,
-      NATS_URL: natsUrl,
+      ...natsEnv,
       GITHUB_WEBHOOK_SECRET: SECRET,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
     },
@@ -170,7 +173,7 @@ const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** di
 const nats = await startNats();
 const body = payload();
 try {
-  const verified = await startServer("verified", nats.url);
+  const verified = await startServer("verified", nats.env("gateway"));
   const warm = await load(verified.port, body, 2, "warmup");
   await resetCounters(verified.port);
   const natsBefore = await cpuSeconds(nats.pid);
@@ -178,11 +181,11 @@ try {
   const natsCpu = ((await cpuSeconds(nats.pid)) - natsBefore) / Math.max(1, real.ok);
   const realCpu = await stopServer(verified.proc);
 
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect(nats.options("admin"));
   const info = await (await jetstreamManager(nc)).streams.info(TICKETS_STREAM);
   await nc.close();
 
-  const bareServer = await startServer("bare", nats.url);
+  const bareServer = await startServer("bare", nats.env("gateway"));
   await load(bareServer.port, body, 2, "warmup");
   await resetCounters(bareServer.port);
   const bare = await load(bareServer.port, body, DURATION, "bare");

@@ -98,8 +98,11 @@ async function benchOnce(n: number): Promise<string> {
     processCommand: ["/bin/sh", `${REPO_ROOT}/test/operator/fixtures/runner.sh`],
   });
   const nats = await startNats();
-  const nc = await connect({ servers: nats.url });
-  await ensureStreams(await jetstreamManager(nc));
+  // Tickets published as the gateway publishes them, the streams made as the operator makes them.
+  const setup = await connect(nats.options("operator"));
+  await ensureStreams(await jetstreamManager(setup));
+  await setup.close();
+  const nc = await connect(nats.options("gateway"));
   const js = jetstream(nc);
   sim.create("secrets", {
     metadata: { name: "agentfactory-model", namespace: NS },
@@ -159,7 +162,7 @@ async function benchOnce(n: number): Promise<string> {
       HOME: process.env.HOME,
       KUBECONFIG_PATH: sim.kubeconfigPath,
       NAMESPACE: NS,
-      NATS_URL: nats.url,
+      ...nats.env("operator"),
       METRICS_PORT: "0",
       METRICS_HOST: "127.0.0.1",
       LEADER_ELECTION: "true",

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { redactText } from "./redact.ts";
 
 /** Label and annotation keys, in one place so the operator, chart and dashboards agree. */
 export const LABELS = {
@@ -68,9 +69,12 @@ export function jobName(run: string, stage: string, attempt: number): string {
   return shortenName(`${run}-${stage}-${attempt}`);
 }
 
-/** The agent's branch: `agent/<n>-<slug>` for forge issues, `agent/<workItem>-<slug>` otherwise. */
+/**
+ * The agent's branch: `agent/<n>-<slug>` for forge issues, `agent/<workItem>-<slug>` otherwise. A
+ * secret pasted into the title never becomes part of a branch name (the operator derives the same name).
+ */
 export function branchName(ticket: { number: number; workItem: string; title: string }): string {
-  const slug = dnsSafe(ticket.title).slice(0, 40).replace(/-+$/, "") || "change";
+  const slug = dnsSafe(redactText(ticket.title)).slice(0, 40).replace(/-+$/, "") || "change";
   const id = ticket.number > 0 ? String(ticket.number) : dnsSafe(ticket.workItem);
   return `agent/${id}-${slug}`;
 }

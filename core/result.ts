@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { redactDeep, redactText } from "./redact.ts";
 import { Tokens } from "./usage.ts";
 
 export const StageName = z.enum(["triage", "write", "review", "remediate"]);
@@ -69,7 +70,11 @@ export function encodeResult(result: StageResultInput): string {
   return json;
 }
 
-/** Parses a termination message; returns an error string rather than throwing, as pods are untrusted. */
+/**
+ * Parses a termination message; returns an error string rather than throwing, as pods are untrusted.
+ * Every string is run through the secret patterns again: a pod's text reaches AgentRun status, Slack,
+ * ClickUp and outcome records from here, and the runner that should have redacted it may not have.
+ */
 export function decodeResult(
   message: string | undefined,
 ): { ok: true; result: StageResult } | { ok: false; error: string } {
@@ -78,11 +83,11 @@ export function decodeResult(
   try {
     raw = JSON.parse(message);
   } catch {
-    return { ok: false, error: `termination message is not JSON: ${clip(message, 200)}` };
+    return { ok: false, error: `termination message is not JSON: ${clip(redactText(message), 200)}` };
   }
   const parsed = StageResult.safeParse(raw);
   if (!parsed.success) return { ok: false, error: `invalid stage result: ${parsed.error.issues[0]?.message ?? "?"}` };
-  return { ok: true, result: parsed.data };
+  return { ok: true, result: redactDeep(parsed.data, redactText) };
 }
 
 function clip(text: string, max: number): string {

@@ -158,7 +158,11 @@ export function createApp({
   }
   if (config.clickup) {
     if (!clickup) throw new Error("createApp: config.clickup needs a ClickUp client");
-    const handle = clickupSource({ ...config.clickup, client: clickup });
+    const handle = clickupSource({
+      ...config.clickup,
+      client: clickup,
+      onRefuse: (reason) => metrics.clickupRefused.inc({ reason }),
+    });
     app.post("/webhooks/clickup", track("clickup"), deadline("clickup"), limit, async (c) =>
       conclude(c, await handle({ rawBody: await c.req.arrayBuffer(), headers: c.req.raw.headers }, context(c))),
     );

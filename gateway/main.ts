@@ -1,5 +1,6 @@
 import { serve } from "@hono/node-server";
 import { collectDefaultMetrics } from "prom-client";
+import { natsAuthOptions } from "../core/nats-auth.ts";
 import { createApp } from "./app.ts";
 import { clickUpClient } from "./clickup-api.ts";
 import { appConfig, loadEnv } from "./config.ts";
@@ -9,10 +10,24 @@ import { natsPublisher } from "./publisher.ts";
 
 // Wiring only: configuration, dependencies, server, shutdown.
 const env = loadEnv(process.env);
-const logger = createLogger({ level: env.LOG_LEVEL });
+const logger = createLogger({
+  level: env.LOG_LEVEL,
+  secrets: [
+    env.GITHUB_WEBHOOK_SECRET,
+    env.CLICKUP_WEBHOOK_SECRET,
+    env.CLICKUP_API_TOKEN,
+    env.DISPATCH_TOKEN,
+    env.NATS_PASSWORD,
+  ],
+});
 const metrics = gatewayMetrics();
 collectDefaultMetrics({ register: metrics.registry }); // process CPU, memory, event-loop lag
-const publisher = natsPublisher({ servers: env.NATS_URL, logger, publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS });
+const publisher = natsPublisher({
+  servers: env.NATS_URL,
+  auth: natsAuthOptions("gateway", env),
+  logger,
+  publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS,
+});
 const clickup = env.CLICKUP_API_TOKEN
   ? clickUpClient({ apiUrl: env.CLICKUP_API_URL, token: env.CLICKUP_API_TOKEN })
   : undefined;

@@ -18,6 +18,7 @@ export interface GatewayMetrics {
   webhooks: Counter<"source" | "event" | "result">;
   webhookDuration: Histogram<"source" | "result">;
   publishDuration: Histogram<"source" | "outcome">;
+  clickupRefused: Counter<"reason">;
 }
 
 /**
@@ -50,6 +51,12 @@ export function gatewayMetrics(registry = new Registry()): GatewayMetrics {
       help: "NATS JetStream publish latency of tickets: from publish to ack (or failure), by outcome (ok, duplicate, error).",
       labelNames: ["source", "outcome"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+      registers,
+    }),
+    clickupRefused: new Counter({
+      name: "agentfactory_clickup_refused_total",
+      help: "ClickUp tasks refused by reason (unmapped_list, repository_not_allowed, no_repository); nothing is published.",
+      labelNames: ["reason"],
       registers,
     }),
   };

@@ -1,6 +1,7 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { NatsAuthOptions } from "../core/nats-auth.ts";
 import {
   REQUEST_ID_HEADER,
   TICKETS_DUPLICATE_WINDOW_MS,
@@ -29,6 +30,8 @@ export interface TicketPublisher {
 
 export interface NatsPublisherOptions {
   servers: string | string[];
+  /** User, password, inbox prefix and TLS CA (core/nats-auth.ts `natsAuthOptions("gateway", env)`). */
+  auth?: NatsAuthOptions;
   logger: Logger;
   /** Milliseconds to wait for the JetStream ack. */
   publishTimeoutMs?: number;
@@ -43,10 +46,12 @@ export interface NatsPublisherOptions {
 export const DUPLICATE_WINDOW_MS = TICKETS_DUPLICATE_WINDOW_MS;
 
 /**
- * Creates or updates the TICKETS stream: file storage, `tickets.>`, 73-hour duplicate window.
- * Idempotent, so every gateway replica (and the operator) may call it on each connect.
+ * Creates the TICKETS stream when it is missing: file storage, `tickets.>`, 73-hour duplicate window.
+ * Idempotent, so every gateway replica may call it on each connect. A stream that exists with another
+ * configuration is used as it is: the operator owns the streams' configuration and brings it in line
+ * (the gateway's NATS user may create TICKETS but not change it).
  */
-export async function ensureTicketsStream(jsm: JetStreamManager): Promise<void> {
+export async function ensureTicketsStream(jsm: JetStreamManager, logger?: Logger): Promise<void> {
   const config = {
     name: TICKETS_STREAM,
     subjects: TICKETS_SUBJECTS,
@@ -56,10 +61,13 @@ export async function ensureTicketsStream(jsm: JetStreamManager): Promise<void> 
   try {
     await jsm.streams.add(config);
   } catch (err) {
-    // 10058: the stream exists with another configuration; bring the mutable parts in line.
+    // 10058: the stream exists with another configuration.
     if ((err as { code?: number }).code !== 10058) throw err;
-    const { storage: _fixed, ...mutable } = config;
-    await jsm.streams.update(TICKETS_STREAM, mutable);
+    const { config: current } = await jsm.streams.info(TICKETS_STREAM);
+    logger?.warn(
+      { event: "nats_stream_config_differs", stream: TICKETS_STREAM, duplicate_window: current.duplicate_window },
+      "TICKETS exists with another configuration; using it (the operator brings it in line)",
+    );
   }
 }
 
@@ -74,6 +82,7 @@ export async function ensureTicketsStream(jsm: JetStreamManager): Promise<void> 
  */
 export function natsPublisher({
   servers,
+  auth = {},
   logger,
   publishTimeoutMs = 2_000,
   reconnectWaitMs = 500,
@@ -94,7 +103,7 @@ export function natsPublisher({
     try {
       while (!closing && connected && !streamReady) {
         try {
-          await ensureTicketsStream(await jetstreamManager(conn, { timeout: publishTimeoutMs }));
+          await ensureTicketsStream(await jetstreamManager(conn, { timeout: publishTimeoutMs }), logger);
           streamReady = true;
           logger.info({ event: "nats_stream_ready", stream: TICKETS_STREAM }, "TICKETS stream ready");
         } catch (err) {
@@ -129,6 +138,7 @@ export function natsPublisher({
       try {
         conn = await connect({
           servers,
+          ...auth,
           name: "agentfactory-gateway",
           maxReconnectAttempts: -1,
           reconnectTimeWait: reconnectWaitMs,

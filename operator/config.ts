@@ -22,6 +22,11 @@ export const ConfigSchema = z.object({
   KUBECONFIG_PATH: optional,
   NAMESPACE: z.string().default("agentfactory"),
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** The operator's NATS user and password (core/nats-auth.ts); unset = connect without credentials. */
+  NATS_USER: optional,
+  NATS_PASSWORD: optional,
+  /** CA bundle (PEM) the NATS server's certificate must chain to; set = TLS only. */
+  NATS_TLS_CA_FILE: optional,
   /** Set to false to run without the ticket consumer (reconciler only). */
   CONSUME_TICKETS: bool.default(true),
   RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),

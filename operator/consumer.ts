@@ -21,7 +21,9 @@ import { SenderGate } from "./senders.ts";
 
 /**
  * Creates the streams and the durable consumer when they are missing (the gateway may start later),
- * and widens a TICKETS duplicate window older releases made (2 min) to the replay horizon's.
+ * and brings the streams' subjects and duplicate window in line when they differ (an older release's
+ * 2-minute TICKETS window becomes the replay horizon's): the operator owns the streams' configuration
+ * (the gateway's NATS user may only create TICKETS).
  */
 export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
   const want = [
@@ -29,16 +31,22 @@ export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
     { name: OUTCOMES_STREAM, subjects: OUTCOMES_SUBJECTS, duplicate_window: nanos(120_000) },
   ];
   for (const s of want) {
-    const info = await jsm.streams.info(s.name).catch(() => undefined);
-    if (info) {
-      if (info.config.duplicate_window !== s.duplicate_window)
-        await jsm.streams.update(s.name, { ...info.config, duplicate_window: s.duplicate_window });
-      continue;
-    }
+    let current: Awaited<ReturnType<JetStreamManager["streams"]["info"]>> | undefined;
     try {
-      await jsm.streams.add({ ...s, storage: StorageType.File });
-    } catch (err) {
-      if (!/already in use|exists/i.test((err as Error).message)) throw err;
+      current = await jsm.streams.info(s.name);
+    } catch {
+      current = undefined;
+    }
+    if (current) {
+      const { subjects = [], duplicate_window } = current.config;
+      if (duplicate_window !== s.duplicate_window || subjects.join() !== s.subjects.join())
+        await jsm.streams.update(s.name, { subjects: s.subjects, duplicate_window: s.duplicate_window });
+    } else {
+      try {
+        await jsm.streams.add({ ...s, storage: StorageType.File });
+      } catch (err) {
+        if (!/already in use|exists/i.test((err as Error).message)) throw err;
+      }
     }
   }
   try {

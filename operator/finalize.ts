@@ -5,6 +5,7 @@ import type { AgentRun, AgentRunStatus } from "../core/agentrun.ts";
 import { isAppLogin } from "../core/findings.ts";
 import { FORGE_LABELS } from "../core/names.ts";
 import type { ObservedJob } from "../core/plan.ts";
+import { type Redactor, redactText } from "../core/redact.ts";
 import {
   clickupComment,
   escalationComment,
@@ -24,6 +25,8 @@ export interface FinalizerOptions {
   clickup?: { apiUrl: string; token: string };
   publishOutcome?: (record: OutcomeRecord) => Promise<void>;
   log?: Logger;
+  /** Applied to every text sent to the forge, Slack and ClickUp (default: the secret patterns). */
+  redact?: Redactor;
 }
 
 /**
@@ -33,7 +36,10 @@ export interface FinalizerOptions {
  * can simply call it again until it succeeds.
  */
 export class Finalizer {
-  constructor(private readonly o: FinalizerOptions) {}
+  private readonly redact: Redactor;
+  constructor(private readonly o: FinalizerOptions) {
+    this.redact = o.redact ?? redactText;
+  }
 
   async finalize(
     run: AgentRun,
@@ -70,7 +76,7 @@ export class Finalizer {
             owner,
             repo,
             issue_number: target,
-            body: escalationComment(run, status),
+            body: this.redact(escalationComment(run, status)),
           });
         }
       }
@@ -80,7 +86,7 @@ export class Finalizer {
             owner,
             repo,
             issue_number: ticket.number,
-            body: failureComment(run, status),
+            body: this.redact(failureComment(run, status)),
           });
       }
     } else if (status.phase === "Escalated") {
@@ -111,7 +117,7 @@ export class Finalizer {
 
   private async updateStats(gh: Octokit, owner: string, repo: string, pull_number: number, status: AgentRunStatus) {
     const { data } = await gh.rest.pulls.get({ owner, repo, pull_number });
-    const body = replaceStats(data.body, statsTable(status));
+    const body = this.redact(replaceStats(data.body, statsTable(status)));
     if (body !== data.body) await gh.rest.pulls.update({ owner, repo, pull_number, body });
   }
 
@@ -153,7 +159,7 @@ export class Finalizer {
     if (!this.o.slackWebhookUrl) return;
     await new IncomingWebhook(this.o.slackWebhookUrl, this.o.slackChannel ? { channel: this.o.slackChannel } : {}).send(
       {
-        text,
+        text: this.redact(text),
       },
     );
   }
@@ -172,7 +178,7 @@ export class Finalizer {
     const res = await fetch(`${c.apiUrl}/task/${task}/comment`, {
       method: "POST",
       headers,
-      body: JSON.stringify({ comment_text: clickupComment(run, status), notify_all: false }),
+      body: JSON.stringify({ comment_text: this.redact(clickupComment(run, status)), notify_all: false }),
     });
     if (!res.ok) throw new Error(`ClickUp comment failed: ${res.status}`);
   }

@@ -8,6 +8,8 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { AgentRun } from "../core/agentrun.ts";
+import { natsAuthOptions } from "../core/nats-auth.ts";
+import { createRedactor, logRedaction } from "../core/redact.ts";
 import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
@@ -59,13 +61,16 @@ function startHttp(c: Config, metrics: Metrics, ready: () => boolean): Promise<S
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(env);
+  // One redactor for logs and every text the operator sends: its own secrets plus the pattern set.
+  const redact = createRedactor(
+    [config.githubPrivateKey, config.SLACK_WEBHOOK_URL, config.CLICKUP_API_TOKEN, config.NATS_PASSWORD].filter(
+      (s): s is string => !!s,
+    ),
+  );
   const log = pino({
     level: config.LOG_LEVEL,
     base: { component: "operator" },
-    redact: {
-      paths: ["*.token", "*.privateKey", "*.GITHUB_APP_PRIVATE_KEY", "*.authorization", "*.Authorization", "token"],
-      censor: "[redacted]",
-    },
+    ...logRedaction(redact, ["*.NATS_PASSWORD", "*.pass"]),
   });
   const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
   const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH));
@@ -113,7 +118,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     });
   }
 
-  nc = await connect({ servers: config.NATS_URL, name: `agentfactory-operator-${identity}`, maxReconnectAttempts: -1 });
+  nc = await connect({
+    servers: config.NATS_URL,
+    ...natsAuthOptions("operator", config),
+    name: `agentfactory-operator-${identity}`,
+    maxReconnectAttempts: -1,
+  });
   const js = jetstream(nc);
   await ensureStreams(await jetstreamManager(nc));
 
@@ -136,6 +146,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     ...(config.CLICKUP_API_TOKEN
       ? { clickup: { apiUrl: config.CLICKUP_API_URL, token: config.CLICKUP_API_TOKEN } }
       : {}),
+    redact,
     publishOutcome: async (record) => {
       await js.publish(outcomeSubject(record.outcome), JSON.stringify(record), {
         msgID: `${record.run_id}:${record.phase}`,

@@ -6,17 +6,23 @@
  *
  *   node --import tsx operator/outcomes-cli.ts export [--nats nats://…] [--since 2026-01-01T00:00:00Z] [--outcome clean]
  *
+ * Connects as the `patterns` NATS user: NATS_USER / NATS_PASSWORD / NATS_TLS_CA_FILE from the
+ * environment (the password never on the command line, where every local user can read it).
+ *
  * Reads the OUTCOMES stream with an ephemeral ordered consumer; writes nothing to the stream.
  */
 
 import { parseArgs } from "node:util";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { type NatsAuthOptions, natsAuthOptions } from "../core/nats-auth.ts";
 import { OUTCOMES_STREAM, outcomeSubject } from "../core/streams.ts";
 import { toOutcomeRecord } from "./patterns-job.ts";
 
 export interface ExportOptions {
   natsUrl: string;
+  /** `natsAuthOptions("patterns", env)`. */
+  auth?: NatsAuthOptions;
   since?: string;
   outcome?: string;
   write: (line: string) => void;
@@ -26,7 +32,7 @@ export interface ExportOptions {
 
 /** Writes every outcome record of the stream (optionally since a time / of one outcome); returns the count written. */
 export async function exportOutcomes(o: ExportOptions): Promise<number> {
-  const nc = await connect({ servers: o.natsUrl });
+  const nc = await connect({ servers: o.natsUrl, ...o.auth, name: "agentfactory-outcomes-cli" });
   try {
     const js = jetstream(nc);
     const consumer = await js.consumers.get(OUTCOMES_STREAM, {
@@ -84,6 +90,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   let skipped = 0;
   exportOutcomes({
     natsUrl: values.nats,
+    auth: natsAuthOptions("patterns", process.env),
     ...(values.since ? { since: values.since } : {}),
     ...(values.outcome ? { outcome: values.outcome } : {}),
     write: (line) => process.stdout.write(line),

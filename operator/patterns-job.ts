@@ -20,9 +20,10 @@ import { connect } from "@nats-io/transport-node";
 import { Octokit } from "@octokit/rest";
 import { type Logger, pino } from "pino";
 import { z } from "zod";
+import { type NatsAuthOptions, natsAuthOptions } from "../core/nats-auth.ts";
 import { OutcomeRecord } from "../core/outcome.ts";
 import { extractPatterns, type Report, renderAntiPatternsMarkdown, renderPatternsMarkdown } from "../core/patterns.ts";
-import { createRedactor } from "../core/redact.ts";
+import { createRedactor, logRedaction, redactText } from "../core/redact.ts";
 import { OUTCOMES_STREAM } from "../core/streams.ts";
 import { Forge, type Permissions } from "./forge.ts";
 
@@ -38,6 +39,11 @@ const optional = z
 
 export const PatternsJobConfigSchema = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** The `patterns` NATS user and password (core/nats-auth.ts); unset = connect without credentials. */
+  NATS_USER: optional,
+  NATS_PASSWORD: optional,
+  /** CA bundle (PEM) the NATS server's certificate must chain to; set = TLS only. */
+  NATS_TLS_CA_FILE: optional,
   /** `owner/name` of the repository that receives the rules PR. */
   RULES_REPO: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "RULES_REPO must be owner/name"),
   RULES_BASE_BRANCH: z.string().min(1).default("main"),
@@ -110,9 +116,12 @@ export interface ReadOutcomes {
   streamFound: boolean;
 }
 
-/** Every record of OUTCOMES (since `since`), read with an ephemeral ordered consumer; writes nothing. */
-export async function readOutcomes(natsUrl: string, since?: Date): Promise<ReadOutcomes> {
-  const nc = await connect({ servers: natsUrl, name: "agentfactory-patterns-job" });
+/**
+ * Every record of OUTCOMES (since `since`), read with an ephemeral ordered consumer; writes nothing.
+ * `auth`: `natsAuthOptions("patterns", env)`.
+ */
+export async function readOutcomes(natsUrl: string, since?: Date, auth: NatsAuthOptions = {}): Promise<ReadOutcomes> {
+  const nc = await connect({ servers: natsUrl, ...auth, name: "agentfactory-patterns-job" });
   const out: ReadOutcomes = { records: [], bad: 0, streamFound: true };
   try {
     const js = jetstream(nc);
@@ -281,7 +290,7 @@ export async function runPatternsJob(
   now: Date = new Date(),
 ): Promise<JobResult> {
   const since = config.WINDOW_DAYS > 0 ? new Date(now.getTime() - config.WINDOW_DAYS * 86_400_000) : undefined;
-  const read = await readOutcomes(config.NATS_URL, since);
+  const read = await readOutcomes(config.NATS_URL, since, natsAuthOptions("patterns", config));
   if (!read.streamFound) log.warn({ stream: OUTCOMES_STREAM }, "outcome stream not found: nothing recorded yet");
   if (read.bad) log.warn({ bad: read.bad }, "skipped messages that are not outcome records");
   const report = extractPatterns(read.records, { now });
@@ -394,7 +403,7 @@ async function main(): Promise<number> {
   const log = pino({
     level: process.env.LOG_LEVEL ?? "info",
     base: { component: "patterns-job" },
-    redact: { paths: ["*.token", "*.privateKey", "*.authorization", "*.Authorization", "token"], censor: "[redacted]" },
+    ...logRedaction(redactText),
   });
   try {
     const config = loadPatternsJobConfig();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FakeClickUp, FakePublisher, memoryLogger, signClickUpBody } from "../../test/gateway/fakes.ts";
 import { createApp } from "../app.ts";
+import { gatewayMetrics } from "../metrics.ts";
 
 const SECRET = "clickup-secret";
 
@@ -39,11 +40,23 @@ function setup() {
     },
     "86fld": {
       name: "Field mapped",
+      list: { id: "901" },
+      custom_fields: [{ id: "f1", name: "Repository", type: "url", value: "https://github.com/ACME/api.git" }],
+    },
+    "86fld999": {
+      name: "Field in an unmapped list",
       list: { id: "999" },
       custom_fields: [{ id: "f1", name: "Repository", type: "url", value: "https://github.com/acme/api.git" }],
     },
+    "86evil": {
+      name: "Field naming another repository",
+      list: { id: "901" },
+      custom_fields: [{ id: "f1", name: "repository", type: "short_text", value: "acme/infra-secrets" }],
+    },
+    "86only": { name: "Allowlist-only list without the field", list: { id: "777" } },
     "86drop": {
       name: "Drop-down mapped",
+      list: { id: "901" },
       custom_fields: [
         {
           id: "f2",
@@ -60,16 +73,20 @@ function setup() {
       ],
     },
     "86none": { name: "Unmapped", list: { id: "555" } },
+    "86nolist": { name: "No list", list: null },
   });
+  const metrics = gatewayMetrics();
   const app = createApp({
     publisher,
     clickup,
+    metrics,
     logger: memoryLogger().logger,
     config: {
       clickup: {
         webhookSecret: SECRET,
         triggerTag: "ai-agent",
         repoMap: { "901": "acme/widgets" },
+        repoAllowlist: { "901": ["acme/api", "acme/b"], "777": ["acme/a"] },
         repoField: "repository",
       },
       bodyLimitBytes: 64 * 1024,
@@ -85,7 +102,7 @@ function setup() {
       headers: { "content-type": "application/json", ...(sig === null ? {} : { "x-signature": sig }) },
     });
   };
-  return { publisher, clickup, deliver };
+  return { publisher, clickup, deliver, metrics };
 }
 
 describe("POST /webhooks/clickup", () => {
@@ -110,11 +127,29 @@ describe("POST /webhooks/clickup", () => {
     });
   });
 
-  it("prefers the repository custom field (URL or drop-down) over the list map", async () => {
+  it("lets the repository custom field (URL or drop-down) choose among the list's allowlisted repositories", async () => {
     const { deliver, publisher } = setup();
     await deliver(taskTagUpdated({ taskId: "86fld", historyId: "h1" }));
     await deliver(taskTagUpdated({ taskId: "86drop", historyId: "h2" }));
+    // The configured spelling is used, whatever case the field had.
     expect(publisher.published.map((t) => t.repo)).toEqual(["acme/api", "acme/b"]);
+  });
+
+  it.each([
+    ["a task in an unmapped list", "86none", "unmapped_list"],
+    ["a task in no list", "86nolist", "unmapped_list"],
+    ["a repository field in an unmapped list", "86fld999", "unmapped_list"],
+    ["a repository field naming a repository not allowed for the list", "86evil", "repository_not_allowed"],
+    ["an allowlist-only list without the field", "86only", "no_repository"],
+  ])("refuses %s: 202, nothing published, counted by reason", async (_name, taskId, reason) => {
+    const { deliver, publisher, metrics } = setup();
+    const res = await deliver(taskTagUpdated({ taskId }));
+    expect(res.status).toBe(202);
+    expect(((await res.json()) as { refused: string }).refused).toMatch(new RegExp(`^${reason}: `));
+    expect(publisher.published).toHaveLength(0);
+    expect(await metrics.registry.metrics()).toMatch(
+      new RegExp(`agentfactory_clickup_refused_total\\{reason="${reason}"\\} 1`),
+    );
   });
 
   it("publishes a ClickUp retry of the same history item once", async () => {
@@ -155,7 +190,6 @@ describe("POST /webhooks/clickup", () => {
     ["a tag removed (after is null)", taskTagUpdated({ tags: null })],
     ["the seed's dict-shaped after", taskTagUpdated({ tags: { name: "ai-agent" } })],
     ["a status change", taskTagUpdated({ field: "status" })],
-    ["a task in an unmapped list", taskTagUpdated({ taskId: "86none" })],
     ["a task that no longer exists", taskTagUpdated({ taskId: "86gone" })],
   ])("answers 202 and publishes nothing for %s", async (_name, payload) => {
     const { deliver, publisher } = setup();

@@ -9,10 +9,17 @@ import { sanitizeTicketText } from "../sanitize.ts";
 export interface ClickUpSourceOptions {
   webhookSecret: string;
   triggerTag: string;
-  /** ClickUp list id → `owner/name`. */
+  /** ClickUp list id → `owner/name`: the list's repository. Only tasks in listed lists are accepted. */
   repoMap: Record<string, string>;
-  /** Custom field holding `owner/name` or a repository URL; wins over `repoMap`. */
+  /**
+   * ClickUp list id → the repositories (`owner/name`) the repository field may choose for a task in
+   * that list, besides the list's own. A list named only here is accepted too (the field must choose).
+   */
+  repoAllowlist?: Record<string, readonly string[]>;
+  /** Custom field holding `owner/name` or a repository URL; chooses among the list's allowed repositories. */
   repoField: string;
+  /** Called for every refused task (a bounded reason: `unmapped_list`, `repository_not_allowed`, `no_repository`). */
+  onRefuse?: (reason: ClickUpRefusal) => void;
   client: ClickUpClient;
 }
 
@@ -33,6 +40,7 @@ const Webhook = z.object({
         field: z.string().optional(),
         // ClickUp sends the tags added as an array; anything else means no tag was added.
         after: z.unknown().optional(),
+        user: z.object({ username: z.string().nullish() }).loose().nullish(),
       }),
     )
     .default([]),
@@ -46,10 +54,20 @@ const SLUG = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
  * to; the ticket goes through triage like any other. The delivery id is the history item's id,
  * which ClickUp repeats on its retries.
  *
- * Who may start a run is decided by configuration: only tasks in mapped lists (or carrying the
- * repository field) become tickets.
+ * Who may start a run, and on which repository, is decided by configuration alone: only tasks in
+ * mapped lists become tickets, and a task's repository field may only choose among the repositories
+ * allowed for its list. Anyone who can edit a task can set the field, so it is never trusted to name a
+ * repository by itself; a task that asks for anything else is refused (logged, counted, nothing published).
  */
-export function clickupSource({ webhookSecret, triggerTag, repoMap, repoField, client }: ClickUpSourceOptions) {
+export function clickupSource({
+  webhookSecret,
+  triggerTag,
+  repoMap,
+  repoAllowlist = {},
+  repoField,
+  client,
+  onRefuse,
+}: ClickUpSourceOptions) {
   const verify = (body: Buffer, signature: string | null): boolean => {
     if (!signature || !/^[0-9a-fA-F]{64}$/.test(signature)) return false;
     const expected = createHmac("sha256", webhookSecret).update(body).digest();
@@ -81,8 +99,13 @@ export function clickupSource({ webhookSecret, triggerTag, repoMap, repoField, c
 
     const task = await client.getTask(webhook.task_id);
     if (!task) return ignore(event, "task not found");
-    const repo = repoOf(task, repoField, repoMap);
-    if (!repo) return ignore(event, "task maps to no repository");
+    const choice = chooseRepo(task, repoField, repoMap, repoAllowlist);
+    if (!choice.ok) {
+      onRefuse?.(choice.reason);
+      const sender = added.user?.username ?? task.creator?.username ?? "";
+      return { action: "refuse", event, reason: `${choice.reason}: ${choice.detail}`, sender };
+    }
+    const repo = choice.repo;
 
     const deliveryId = added.id;
     const ticket: Ticket = {
@@ -104,12 +127,42 @@ export function clickupSource({ webhookSecret, triggerTag, repoMap, repoField, c
   };
 }
 
-/** The task's repository: its repository custom field, else its list's entry in the map. */
-export function repoOf(task: ClickUpTask, field: string, repoMap: Record<string, string>): string | undefined {
+export type ClickUpRefusal = "unmapped_list" | "repository_not_allowed" | "no_repository";
+
+export type RepoChoice = { ok: true; repo: string } | { ok: false; reason: ClickUpRefusal; detail: string };
+
+/**
+ * The task's repository. The task's list must be mapped (in `repoMap` or `repoAllowlist`); the
+ * repository field, when set, must name the list's repository or one allowlisted for the list
+ * (compared case-insensitively, as GitHub does; the configured spelling is used); without the field,
+ * the list's repository. Anything else is refused, never guessed.
+ */
+export function chooseRepo(
+  task: ClickUpTask,
+  field: string,
+  repoMap: Record<string, string>,
+  repoAllowlist: Record<string, readonly string[]> = {},
+): RepoChoice {
+  const list = task.list?.id;
+  const own = list !== undefined && Object.hasOwn(repoMap, list) ? repoMap[list] : undefined;
+  const extra = list !== undefined && Object.hasOwn(repoAllowlist, list) ? (repoAllowlist[list] ?? []) : [];
+  if (list === undefined || (own === undefined && extra.length === 0))
+    return { ok: false, reason: "unmapped_list", detail: `list ${list ?? "(none)"} is not mapped to a repository` };
   const custom = task.custom_fields.find((f) => f.name.toLowerCase() === field.toLowerCase());
-  const fromField = custom ? slug(fieldText(custom)) : undefined;
-  if (fromField) return fromField;
-  return task.list ? repoMap[task.list.id] : undefined;
+  const raw = custom ? fieldText(custom)?.trim() : undefined;
+  if (!raw) {
+    if (own) return { ok: true, repo: own };
+    return { ok: false, reason: "no_repository", detail: `list ${list} needs the ${field} field set` };
+  }
+  const wanted = slug(raw);
+  const allowed = [...(own ? [own] : []), ...extra];
+  const match = wanted && allowed.find((r) => r.toLowerCase() === wanted.toLowerCase());
+  if (match) return { ok: true, repo: match };
+  return {
+    ok: false,
+    reason: "repository_not_allowed",
+    detail: `the ${field} field names ${JSON.stringify(raw.slice(0, 200))}, not a repository allowed for list ${list}`,
+  };
 }
 
 /** Text of a text/url field, or the chosen option's name of a drop-down (value = orderindex or option id). */

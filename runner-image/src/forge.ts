@@ -1,5 +1,6 @@
 import { Octokit } from "@octokit/rest";
 import { isAppLogin } from "../../core/findings.ts";
+import { type Redactor, redactText } from "../../core/redact.ts";
 
 export interface PullRef {
   number: number;
@@ -9,19 +10,25 @@ export interface PullRef {
   body: string;
 }
 
-/** What the runner does on the forge, over Octokit with the scoped installation token. */
+/**
+ * What the runner does on the forge, over Octokit with the scoped installation token. Every text it
+ * writes (comment and review bodies, inline comments, PR title and body) goes through `redact` first:
+ * this is where the stages' texts leave the pod, so no stage has to remember.
+ */
 export class Forge {
   readonly owner: string;
   readonly repo: string;
   private readonly octokit: Octokit;
   /** The App's login (`<slug>[bot]`, AGENTFACTORY_BOT_LOGIN): only its comments and reviews are ours. */
   private readonly botLogin: string | undefined;
+  private readonly redact: Redactor;
 
-  constructor(opts: { apiUrl: string; token: string; repo: string; botLogin?: string }) {
+  constructor(opts: { apiUrl: string; token: string; repo: string; botLogin?: string; redact?: Redactor }) {
     this.botLogin = opts.botLogin || undefined;
     const [owner, repo] = opts.repo.split("/");
     this.owner = owner ?? "";
     this.repo = repo ?? "";
+    this.redact = opts.redact ?? redactText;
     this.octokit = new Octokit({
       baseUrl: opts.apiUrl,
       auth: opts.token,
@@ -69,7 +76,7 @@ export class Forge {
     const { data } = await this.octokit.rest.issues.createComment({
       ...this.r,
       issue_number: issue,
-      body: `${marker}\n${body}`,
+      body: this.redact(`${marker}\n${body}`),
     });
     return { id: data.id, url: data.html_url, reused: false };
   }
@@ -116,7 +123,13 @@ export class Forge {
     const existing = await this.openPull(args.head);
     if (existing) return { ...existing, reused: true };
     try {
-      const { data } = await this.octokit.rest.pulls.create({ ...this.r, ...args, draft: true });
+      const { data } = await this.octokit.rest.pulls.create({
+        ...this.r,
+        ...args,
+        title: this.redact(args.title),
+        body: this.redact(args.body),
+        draft: true,
+      });
       return {
         number: data.number,
         url: data.html_url,
@@ -134,7 +147,7 @@ export class Forge {
   }
 
   async updatePullBody(pr: number, body: string): Promise<void> {
-    await this.octokit.rest.pulls.update({ ...this.r, pull_number: pr, body });
+    await this.octokit.rest.pulls.update({ ...this.r, pull_number: pr, body: this.redact(body) });
   }
 
   async pull(pr: number): Promise<PullRef & { base: string; title: string }> {
@@ -200,8 +213,13 @@ export class Forge {
         pull_number: pr,
         commit_id: review.commitId,
         event: "COMMENT",
-        body: `${marker}\n${review.body}`,
-        comments: comments.map((c) => ({ path: c.path, line: c.line, side: "RIGHT" as const, body: c.body })),
+        body: this.redact(`${marker}\n${review.body}`),
+        comments: comments.map((c) => ({
+          path: c.path,
+          line: c.line,
+          side: "RIGHT" as const,
+          body: this.redact(c.body),
+        })),
       });
     try {
       return { id: (await create(review.comments)).data.id, reused: false };
@@ -213,7 +231,7 @@ export class Forge {
   }
 
   async comment(issue: number, body: string): Promise<void> {
-    await this.octokit.rest.issues.createComment({ ...this.r, issue_number: issue, body });
+    await this.octokit.rest.issues.createComment({ ...this.r, issue_number: issue, body: this.redact(body) });
   }
 }
 

@@ -189,7 +189,8 @@ export class Git {
     await this.run(["add", "--all"]);
     const staged = await this.run(["diff", "--cached", "--name-only"]);
     if (!staged.trim()) return false;
-    await this.run(["commit", "--quiet", "--no-verify", "-m", message]);
+    // The message leaves the pod with the push (it carries the ticket's title).
+    await this.run(["commit", "--quiet", "--no-verify", "-m", this.opts.redact(message)]);
     return true;
   }
 

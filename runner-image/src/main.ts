@@ -56,6 +56,7 @@ async function main(): Promise<number> {
         token: config.github.token,
         repo: config.ticket.repo,
         ...(config.github.botLogin ? { botLogin: config.github.botLogin } : {}),
+        redact,
       }),
       redact,
       log,
@@ -85,7 +86,7 @@ async function main(): Promise<number> {
     turns: result.turns,
     summary: redact(String(result.summary ?? "")).slice(0, 300),
   });
-  return writeResult(config.terminationLog, { ...result, summary: redact(String(result.summary ?? "")) });
+  return writeResult(config.terminationLog, result, redact);
 }
 
 /**

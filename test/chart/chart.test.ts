@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { NATS_CLIENTS, natsPasswordEnv } from "../../core/nats-auth.ts";
 import { GatewayEnv } from "../../gateway/config.ts";
 import { ConfigSchema } from "../../operator/config.ts";
 import { CHART_DIR, find, type K8sObject, lint, podSpecs, REPO_ROOT, render, templateText } from "./helm.ts";
@@ -60,10 +61,12 @@ describe.each(Object.keys(VALUES) as Variant[])("chart rendered with %s values",
     for (const { owner, spec } of specs) expect(restrictedViolations(spec), owner).toEqual([]);
   });
 
-  it("renders no Secret and puts every credential in env through secretKeyRef", () => {
+  it("renders no Secret but the generated NATS credentials, and puts every credential in env through secretKeyRef", () => {
     const objects = rendered[variant];
-    expect(objects.filter((o) => o.kind === "Secret")).toEqual([]);
-    const sensitive = /SECRET$|TOKEN$|PRIVATE_KEY$|API_KEY$|WEBHOOK_URL$|GITHUB_APP_ID$/;
+    // Only where nats.auth generates them (default and kind values: bundled NATS, no existingSecret).
+    const expected = variant === "default" || variant === "kind" ? ["af-agentfactory-nats-auth"] : [];
+    expect(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name)).toEqual(expected);
+    const sensitive = /SECRET$|TOKEN$|PRIVATE_KEY$|API_KEY$|WEBHOOK_URL$|GITHUB_APP_ID$|PASSWORD$/;
     for (const { owner, spec } of podSpecs(objects))
       for (const c of spec.containers)
         for (const e of c.env ?? [])
@@ -206,6 +209,8 @@ describe("gateway", () => {
     expect(env.has("CLICKUP_REPO_MAP")).toBe(false);
     const full = envOf(container(find(rendered.full, "Deployment", "-gateway"), "gateway"));
     expect(JSON.parse(full.get("CLICKUP_REPO_MAP").value)).toEqual({ "901": "acme/web" });
+    expect(env.has("CLICKUP_REPO_ALLOWLIST")).toBe(false);
+    expect(JSON.parse(full.get("CLICKUP_REPO_ALLOWLIST").value)).toEqual({ "901": ["acme/web-docs"] });
   });
 
   it("exposes only the webhook routes through the Ingress", () => {
@@ -323,7 +328,11 @@ describe("availability", () => {
       const file = join(dir, "nats.conf");
       await writeFile(file, config.replace("/data/jetstream", join(dir, "js")));
       const { stdout, stderr } = await promisify(execFile)("nats-server", ["-c", file, "-t"], {
-        env: { ...process.env, POD_NAME: "nats-0" },
+        env: {
+          ...process.env,
+          POD_NAME: "nats-0",
+          ...Object.fromEntries(NATS_CLIENTS.map((c) => [natsPasswordEnv(c), `p${c}0123456789`])),
+        },
       }).catch((error) => {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new Error("nats-server missing: run make deps");
         throw error;

@@ -29,15 +29,19 @@ export function assertHelm(): void {
 export interface RenderOptions {
   /** Values files, relative to the repository root or absolute. */
   values?: string[];
+  /** `--set-string`: every value a string. */
   set?: Record<string, string>;
+  /** `--set`: helm types the values (booleans, numbers). */
+  setTyped?: Record<string, string>;
   release?: string;
   namespace?: string;
 }
 
-function helmArgs({ values = [], set = {} }: RenderOptions): string[] {
+function helmArgs({ values = [], set = {}, setTyped = {} }: RenderOptions): string[] {
   const args: string[] = [];
   for (const file of values) args.push("--values", join(REPO_ROOT, file));
   for (const [key, value] of Object.entries(set)) args.push("--set-string", `${key}=${value}`);
+  for (const [key, value] of Object.entries(setTyped)) args.push("--set", `${key}=${value}`);
   return args;
 }
 

@@ -128,4 +128,9 @@ describe("AgentRun lifecycle with the real runner", () => {
     expect(jobs.filter((j) => j.startsWith(`${r.metadata.name}-write`))).toEqual([]);
     expect(await world.github.pulls(SLOW)).toEqual([]);
   }, 200_000);
+
+  it("ran every NATS client as its own user without a permissions violation", () => {
+    expect(world.nats.auth).toBe(true);
+    expect(world.nats.violations()).toEqual([]);
+  });
 });

@@ -103,7 +103,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, opts.onLog, {
       PORT: "0",
       HOST: "127.0.0.1",
-      NATS_URL: nats.url,
+      ...nats.env("gateway"),
       GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
       LOG_LEVEL: "info",
     });
@@ -112,7 +112,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     const operatorEnv = {
       KUBECONFIG_PATH: kube.kubeconfigPath,
       NAMESPACE,
-      NATS_URL: nats.url,
+      ...nats.env("operator"),
       GITHUB_APP_ID: String(github.appId),
       GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
       GITHUB_API_URL: github.apiUrl,

@@ -28,7 +28,7 @@ describe("gateway/main.ts", () => {
         PATH: process.env.PATH,
         ...SECRETS,
         GITHUB_APP_ID: "1",
-        NATS_URL: nats.url,
+        ...nats.env("gateway"),
         PORT: "0",
         HOST: "127.0.0.1",
         BODY_LIMIT_BYTES: "4096",
@@ -93,7 +93,10 @@ describe("gateway/main.ts", () => {
     const log = lines.join("\n");
     expect(log).toContain('"event":"stopped"');
     expect(log).toContain('"result":"accepted"');
-    for (const secret of Object.values(SECRETS)) {
+    // The gateway logs its whole configuration at start: the NATS password must show as redacted.
+    expect(nats.password("gateway")).toMatch(/^p[0-9a-f]{48}$/);
+    expect(log).toContain('"NATS_PASSWORD":"[redacted]"');
+    for (const secret of [...Object.values(SECRETS), nats.password("gateway")]) {
       expect(log).not.toContain(secret.length > 200 ? secret.slice(100, 160) : secret);
     }
   });

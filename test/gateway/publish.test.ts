@@ -5,6 +5,7 @@ import { TICKETS_STREAM } from "../../core/streams.ts";
 import { Ticket } from "../../core/ticket.ts";
 import { createApp } from "../../gateway/app.ts";
 import { natsPublisher } from "../../gateway/publisher.ts";
+import { ensureStreams } from "../../operator/consumer.ts";
 import { type NatsServer, startNats } from "../world/nats.ts";
 import { issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
 
@@ -18,7 +19,13 @@ describe("gateway → real NATS JetStream", () => {
   beforeAll(async () => {
     nats = await startNats();
     const { logger } = memoryLogger("silent");
-    publisher = natsPublisher({ servers: nats.url, logger, publishTimeoutMs: 1_000, reconnectWaitMs: 100 });
+    publisher = natsPublisher({
+      servers: nats.url,
+      auth: nats.clientAuth("gateway"),
+      logger,
+      publishTimeoutMs: 1_000,
+      reconnectWaitMs: 100,
+    });
     await publisher.connected;
     app = createApp({
       publisher,
@@ -48,7 +55,7 @@ describe("gateway → real NATS JetStream", () => {
   // A fresh connection per look, retried: JetStream needs a moment after a restart.
   const stored = async () => {
     for (let attempt = 0; ; attempt++) {
-      const nc = await connect({ servers: nats.url });
+      const nc = await connect(nats.options("admin"));
       try {
         const jsm = await jetstreamManager(nc, { timeout: 2_000 });
         const info = await jsm.streams.info(TICKETS_STREAM);
@@ -123,7 +130,7 @@ describe("gateway → real NATS JetStream", () => {
   });
 
   it("re-creates a deleted TICKETS stream: 503 for the delivery that found it missing, then accepted", async () => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("admin"));
     await (await jetstreamManager(nc)).streams.delete(TICKETS_STREAM);
     await nc.close();
     expect((await deliver("after-delete", 30)).status).toBe(503);
@@ -132,6 +139,34 @@ describe("gateway → real NATS JetStream", () => {
     const { info, messages } = await stored();
     expect(info.config.storage).toBe("file");
     expect(messages.map(deliveryOf)).toEqual(["after-delete"]);
+  });
+
+  it("uses a TICKETS stream made with another configuration as it is; the operator brings it in line", async () => {
+    const admin = await connect(nats.options("admin"));
+    const jsm = await jetstreamManager(admin);
+    await jsm.streams.delete(TICKETS_STREAM);
+    await jsm.streams.add({ name: TICKETS_STREAM, subjects: ["tickets.>"], duplicate_window: 30_000_000_000 });
+    const { logger, lines } = memoryLogger("info");
+    const second = natsPublisher({ servers: nats.url, auth: nats.clientAuth("gateway"), logger, reconnectWaitMs: 100 });
+    try {
+      await second.connected;
+      expect(second.ready()).toBe(true);
+      expect(lines.some((l) => l.includes("nats_stream_config_differs"))).toBe(true);
+      expect((await jsm.streams.info(TICKETS_STREAM)).config.duplicate_window).toBe(30_000_000_000);
+      // The operator, which owns the streams' configuration, restores the 73-hour window.
+      const operator = await connect(nats.options("operator"));
+      await ensureStreams(await jetstreamManager(operator));
+      await operator.close();
+      expect((await jsm.streams.info(TICKETS_STREAM)).config.duplicate_window).toBe(73 * 3600 * 1_000_000_000);
+    } finally {
+      await second.close();
+      await admin.close();
+    }
+  });
+
+  it("needed nothing beyond the gateway's NATS permissions (no violation in the server log)", () => {
+    expect(nats.auth).toBe(true);
+    expect(nats.violations()).toEqual([]);
   });
 });
 

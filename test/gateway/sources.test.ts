@@ -47,7 +47,7 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
           {
             id: "86field",
             name: "Fix login",
-            listId: "555",
+            listId: "901",
             customFields: [{ name: "Repository", type: "url", value: `https://github.com/${REPO}` }],
           },
         ],
@@ -56,7 +56,7 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
     ]);
     await gh.createRepo(REPO, { "README.md": "# widgets\n" });
     const { logger } = memoryLogger("silent");
-    publisher = natsPublisher({ servers: nats.url, logger, reconnectWaitMs: 100 });
+    publisher = natsPublisher({ servers: nats.url, auth: nats.clientAuth("gateway"), logger, reconnectWaitMs: 100 });
     await publisher.connected;
     const app = createApp({
       publisher,
@@ -96,7 +96,7 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
     return fetch(`${url}/webhooks/github`, { method: "POST", headers: delivery.headers, body: delivery.body });
   };
   const stored = async (id: string) => {
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options("admin"));
     try {
       const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(TICKETS_STREAM);

@@ -117,7 +117,12 @@ describe("budget", () => {
     expect((await gh.pull(REPO, pr)).draft).toBe(true);
 
     const lines: string[] = [];
-    await exportOutcomes({ natsUrl: h.nats.url, outcome: "escalated", write: (l) => void lines.push(l) });
+    await exportOutcomes({
+      natsUrl: h.nats.url,
+      auth: h.nats.clientAuth("patterns"),
+      outcome: "escalated",
+      write: (l) => void lines.push(l),
+    });
     const record = lines.map((l) => OutcomeRecord.parse(JSON.parse(l))).find((x) => x.run_id === name);
     expect(record).toMatchObject({
       outcome: "escalated",

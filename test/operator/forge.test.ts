@@ -241,6 +241,29 @@ describe("Finalizer", () => {
     expect((await gh.pull(REPO, pr)).draft).toBe(true);
   });
 
+  it("texts built from a pod's report are redacted before the forge, Slack and ClickUp see them", async () => {
+    const pr = await draftPr("agent/86abc-leak");
+    const f = new Finalizer({
+      forge,
+      slackWebhookUrl: slack.url,
+      clickup: { apiUrl: clickup.apiUrl, token: "pk_test" },
+    });
+    const run = agentRun({ source: "clickup", id: "clickup:w-2", deliveryId: "w-2", number: 0, workItem: "86abc" });
+    const leaks = [`xoxe-1-${"A1".repeat(73)}`, `npm_${"b2C3".repeat(9)}`, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"];
+    const message = `review kept failing: ${leaks[0]} ${leaks[1]} {"aws_secret_access_key": "${leaks[2]}"}`;
+    const before = slack.messages.length;
+    await f.finalize(run, status("Escalated", pr, { round: 2, message }), [], new Date());
+    const sent = [
+      ...gh.comments(REPO, pr).map((c) => c.body ?? ""),
+      ...slack.messages.slice(before).map((m) => m.text ?? ""),
+      ...clickup.comments.map((c) => c.comment_text),
+    ];
+    expect(sent.filter((t) => t.includes("review kept failing"))).toHaveLength(3);
+    for (const text of sent) for (const leak of leaks) expect(text).not.toContain(leak);
+    expect(sent.join("\n")).toContain("[REDACTED]");
+    clickup.comments.length = 0;
+  });
+
   it("ClickUp ticket: the PR is still finalized on the forge, and the task gets a comment", async () => {
     const pr = await draftPr("agent/86abc-health");
     const f = new Finalizer({ forge, clickup: { apiUrl: clickup.apiUrl, token: "pk_test" } });

@@ -140,9 +140,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       ? startKubelet({ sim, mode: "process", processCommand: ["/bin/sh", FIXTURE_RUNNER] })
       : undefined;
   const nats = await startNats();
-  const nc = await connect({ servers: nats.url });
+  // Tickets are published as the gateway publishes them; the streams are made as the operator makes them.
+  const nc = await connect(nats.options("gateway"));
   const js = jetstream(nc);
-  await ensureStreams(await jetstreamManager(nc)); // the gateway's side: streams exist before tickets
+  const setup = await connect(nats.options("operator"));
+  await ensureStreams(await jetstreamManager(setup)); // streams exist before tickets
+  await setup.close();
   let script: Script = cleanScript();
   let stageDelay = () => 30;
   const played = new Set<string>();
@@ -269,7 +272,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
           HOME: process.env.HOME,
           KUBECONFIG_PATH: sim.kubeconfigPath,
           NAMESPACE: NS,
-          NATS_URL: nats.url,
+          ...nats.env("operator"),
           METRICS_PORT: "0",
           METRICS_HOST: "127.0.0.1",
           LEADER_ELECTION: "true",

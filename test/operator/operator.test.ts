@@ -147,7 +147,11 @@ describe("operator against the API simulator", () => {
 
   it("publishes an outcome record per finished run and exports them as JSONL", async () => {
     const lines: string[] = [];
-    const count = await exportOutcomes({ natsUrl: h.nats.url, write: (l) => void lines.push(l) });
+    const count = await exportOutcomes({
+      natsUrl: h.nats.url,
+      auth: h.nats.clientAuth("patterns"),
+      write: (l) => void lines.push(l),
+    });
     expect(count).toBe(lines.length);
     const records = lines.map((l) => JSON.parse(l));
     const byRun = new Map(records.map((r) => [r.run_id, r]));
@@ -172,7 +176,12 @@ describe("operator against the API simulator", () => {
     expect(records.some((r) => r.outcome === "cancelled")).toBe(true);
     expect(new Set(records.map((r) => `${r.run_id}:${r.phase}`)).size).toBe(records.length); // no duplicates
     const onlyClean: string[] = [];
-    await exportOutcomes({ natsUrl: h.nats.url, outcome: "clean", write: (l) => void onlyClean.push(l) });
+    await exportOutcomes({
+      natsUrl: h.nats.url,
+      auth: h.nats.clientAuth("patterns"),
+      outcome: "clean",
+      write: (l) => void onlyClean.push(l),
+    });
     expect(onlyClean.length).toBeGreaterThan(0);
     expect(onlyClean.every((l) => JSON.parse(l).outcome === "clean")).toBe(true);
   });
@@ -196,5 +205,10 @@ describe("operator against the API simulator", () => {
     expect(await exited).toBe(0);
     const lease = h.sim.get("leases", NS, "agentfactory-operator") as { spec: { holderIdentity?: string } };
     expect(lease.spec.holderIdentity ?? "").toBe("");
+  });
+
+  it("did all of it as the operator, gateway and patterns NATS users without a permissions violation", () => {
+    expect(h.nats.auth).toBe(true);
+    expect(h.nats.violations()).toEqual([]);
   });
 });

@@ -38,7 +38,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "patterns-job-"));
   keyFile = join(dir, "private-key.pem");
   await writeFile(keyFile, gh.privateKeyPem, { mode: 0o600 });
-  nc = await connect({ servers: nats.url });
+  // Outcomes are published as the operator publishes them.
+  nc = await connect(nats.options("operator"));
   await ensureStreams(await jetstreamManager(nc));
 });
 
@@ -58,7 +59,7 @@ function runJob(env: Record<string, string> = {}): Promise<JobRun> {
   const full: Record<string, string> = {
     PATH: process.env.PATH ?? "",
     HOME: dir,
-    NATS_URL: nats.url,
+    ...nats.env("patterns"),
     RULES_REPO: REPO,
     GITHUB_APP_ID: String(gh.appId),
     GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
@@ -264,12 +265,18 @@ describe("pattern-extraction job", () => {
   });
 
   it("is quiet when the stream holds no outcomes", async () => {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.purge(OUTCOMES_STREAM);
+    const admin = await connect(nats.options("admin"));
+    await (await jetstreamManager(admin)).streams.purge(OUTCOMES_STREAM);
+    await admin.close();
     const run = await runJob();
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("no finished runs to learn from");
     expect(await rulesPulls()).toHaveLength(2);
+  });
+
+  it("read OUTCOMES as the patterns NATS user without a permissions violation", () => {
+    expect(nats.auth).toBe(true);
+    expect(nats.violations()).toEqual([]);
   });
 });
 

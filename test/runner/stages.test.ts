@@ -14,8 +14,12 @@ import { CALC_FILES, runRunner, stageEnv, ticketFor } from "./harness.ts";
 const REPO = "acme/calc";
 const PROBE = "Probe the sandbox";
 const SECRET_TOKEN_NAMES = "GITHUB_TOKEN|ANTHROPIC_API_KEY|GIT_CONFIG_VALUE";
-/** What a hostile agent would try: the runner's environment via /proc, its own environment, HOME. */
-const PROBE_SCRIPT = `all() { for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f"; done 2>/dev/null; }
+/**
+ * What a hostile agent would try: the runner's environment via /proc, its own environment, HOME. `all`
+ * reads the environment of every process from the probe up to the runner (its ancestors): a pod has no
+ * other runner, while here other test files run other runners (and their git) at the same time.
+ */
+const PROBE_SCRIPT = `all() { p=$$; while [ "\${p:-1}" -gt 1 ]; do tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null; grep -qa AGENTFACTORY_STAGE= /proc/$p/environ 2>/dev/null && break; p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null); done; }
 echo "runner-visible=$(all | grep -c AGENTFACTORY_STAGE=write)"
 all | grep -c -E '${SECRET_TOKEN_NAMES}'
 env | grep -c -E '${SECRET_TOKEN_NAMES}'

@@ -6,6 +6,7 @@
  * broker drops the replay inside its 73-hour window, and an event older than 72 hours is refused (422).
  */
 import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../core/agentrun.ts";
 import { TICKETS_STREAM } from "../../core/streams.ts";
@@ -22,7 +23,15 @@ let gateway: Proc;
 
 const post = (d: { body: string; headers: Record<string, string> }) =>
   fetch(`${gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
-const stored = async () => (await (await jetstreamManager(h.nc)).streams.info(TICKETS_STREAM)).state.messages;
+/** Tickets the broker holds, looked at as the test world's inspection user. */
+const stored = async () => {
+  const nc = await connect(h.nats.options("admin"));
+  try {
+    return (await (await jetstreamManager(nc)).streams.info(TICKETS_STREAM)).state.messages;
+  } finally {
+    await nc.close();
+  }
+};
 const githubTime = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 const runsOf = (number: number) => h.runs().filter((r) => r.spec.ticket.number === number);
 
@@ -36,7 +45,7 @@ beforeAll(async () => {
   gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, undefined, {
     PORT: "0",
     HOST: "127.0.0.1",
-    NATS_URL: h.nats.url,
+    ...h.nats.env("gateway"),
     GITHUB_WEBHOOK_SECRET: SECRET,
     LOG_LEVEL: "info",
   });

@@ -67,7 +67,7 @@ beforeAll(async () => {
   gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, undefined, {
     PORT: "0",
     HOST: "127.0.0.1",
-    NATS_URL: h.nats.url,
+    ...h.nats.env("gateway"),
     GITHUB_WEBHOOK_SECRET: SECRET,
     LOG_LEVEL: "info",
   });

@@ -140,3 +140,68 @@ seccompProfile:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/* NATS authentication and TLS -------------------------------------------------------------------
+     Each client (gateway, operator, patterns) connects as its own NATS user; the bundled server
+     allows each only the subjects it needs (files/nats/authorization.conf, generated from
+     core/nats-auth.ts). Passwords live in one Secret, given (nats.auth.existingSecret) or generated. */}}
+
+{{- define "agentfactory.natsClients" -}}
+gateway operator patterns
+{{- end }}
+
+{{- define "agentfactory.natsAuthSecret" -}}
+{{- if .Values.nats.auth.existingSecret }}
+{{- .Values.nats.auth.existingSecret }}
+{{- else if not .Values.nats.enabled }}
+{{- fail "nats.auth.existingSecret is required with an external NATS (nats.enabled=false): the chart cannot set that server's users. Or set nats.auth.enabled=false." }}
+{{- else }}
+{{- include "agentfactory.componentName" (dict "root" . "component" "nats-auth") }}
+{{- end }}
+{{- end }}
+
+{{- define "agentfactory.natsCaSecret" -}}
+{{- $tls := .Values.nats.tls }}
+{{- if $tls.caSecretName }}
+{{- $tls.caSecretName }}
+{{- else if .Values.nats.enabled }}
+{{- required "nats.tls.secretName is required when nats.tls.enabled=true (a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt)" $tls.secretName }}
+{{- else }}
+{{- fail "nats.tls.caSecretName is required when nats.tls.enabled=true with an external NATS: the CA the clients trust" }}
+{{- end }}
+{{- end }}
+
+{{/* NATS_URL, and per the values the client's user, password (secretKeyRef) and CA file.
+     Call with (dict "root" . "client" "gateway"). */}}
+{{- define "agentfactory.natsClientEnv" -}}
+- name: NATS_URL
+  value: {{ include "agentfactory.natsUrl" .root | quote }}
+{{- if .root.Values.nats.auth.enabled }}
+- name: NATS_USER
+  value: {{ .client | quote }}
+{{ include "agentfactory.secretEnv" (dict "name" "NATS_PASSWORD" "secret" (include "agentfactory.natsAuthSecret" .root) "key" (printf "%s-password" .client)) }}
+{{- end }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: NATS_TLS_CA_FILE
+  value: /etc/agentfactory/nats-ca/{{ .root.Values.nats.tls.caKey }}
+{{- end }}
+{{- end }}
+
+{{- define "agentfactory.natsCaVolumeMount" -}}
+{{- if .Values.nats.tls.enabled }}
+- name: nats-ca
+  mountPath: /etc/agentfactory/nats-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "agentfactory.natsCaVolume" -}}
+{{- if .Values.nats.tls.enabled }}
+- name: nats-ca
+  secret:
+    secretName: {{ include "agentfactory.natsCaSecret" . }}
+    items:
+      - key: {{ .Values.nats.tls.caKey }}
+        path: {{ .Values.nats.tls.caKey }}
+{{- end }}
+{{- end }}

@@ -102,7 +102,11 @@ export async function runLoop<S extends z.ZodType>(opts: LoopOptions<S>): Promis
   const start = await opts.hooks.run("SessionStart", { source: "startup" });
   Object.assign(opts.toolContext.env, start.env);
   const intro = start.context.length ? `\n\n<session-context>\n${start.context.join("\n")}\n</session-context>` : "";
-  const messages: MessageParam[] = [{ role: "user", content: [{ type: "text", text: opts.prompt + intro }] }];
+  // The prompt carries the ticket, replies and repository files: text that leaves the pod for the model
+  // API, redacted like tool output (intro is hook output, redacted by the hook engine).
+  const messages: MessageParam[] = [
+    { role: "user", content: [{ type: "text", text: opts.redact(opts.prompt) + intro }] },
+  ];
   transcript(opts.transcriptPath, { type: "user", message: messages[0] });
 
   while (true) {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { addBilled, zeroBilled } from "../../../core/pricing.ts";
+import { redactDeep } from "../../../core/redact.ts";
 import {
   parseRiskPolicy,
   type RiskCheck,
@@ -203,12 +204,15 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
   if (snap) findings.push(...(await tampering(snap)));
 
   const blocking = findings.filter((f) => f.blocking).length;
-  const body = reviewBody(decision, checks, findings);
-  const inline = findings.filter((f) => f.file && f.line && files.includes(f.file));
+  // Redacted field by field before they are rendered and embedded, so the embedded JSON stays
+  // parseable for remediation (the forge redacts the whole body again on the way out).
+  const posted = redactDeep(findings, deps.redact);
+  const body = reviewBody(decision, checks, posted);
+  const inline = posted.filter((f) => f.file && f.line && files.includes(f.file));
   await forge.reviewOnce(pr.number, stageMarker(config.run, "review", config.attempt, "review"), {
     commitId: pr.headSha,
     // The operator takes the verdict from this review (the App's own), not from the termination message.
-    body: `${body}\n${embedFindings(findings)}\n${embedVerdict({ riskTier: decision.tier, checks })}`,
+    body: `${body}\n${embedFindings(posted)}\n${embedVerdict({ riskTier: decision.tier, checks })}`,
     comments: inline.map((f) => ({
       path: f.file as string,
       line: f.line as number,
