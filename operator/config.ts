@@ -66,7 +66,14 @@ export const ConfigSchema = z.object({
   /** Fallback installation when neither the ticket nor a lookup gives one. */
   GITHUB_INSTALLATION_ID: z.coerce.number().int().positive().optional(),
   GITHUB_API_URL: z.string().default("https://api.github.com"),
+  /**
+   * The App's login on the forge (`<slug>[bot]`). Only comments, reviews and pull requests by this
+   * login count as the factory's own. Unset: asked of the forge (`GET /app`) once.
+   */
+  AGENTFACTORY_BOT_LOGIN: optional,
   GITHUB_GRAPHQL_URL: optional,
+  /** Seconds a GitHub sender's permission (checked before a ticket is applied) stays cached. */
+  PERMISSION_CACHE_TTL_SECONDS: int(60),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   MODEL_SECRET_NAME: z.string().default("agentfactory-model"),
   MODEL_SECRET_KEY: z.string().default("ANTHROPIC_API_KEY"),

@@ -71,6 +71,8 @@ export interface JobInput {
   secretName: string;
   /** What this stage may spend: the run's remaining budget. */
   budgetUsd: number;
+  /** The App's login (`<slug>[bot]`), so the runner counts only the App's own comments and reviews. */
+  botLogin?: string;
 }
 
 /** Key of the forge token in the per-stage Secret. */
@@ -140,6 +142,7 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
     ...(settings.testCommand ? [{ name: "AGENTFACTORY_TEST_COMMAND", value: settings.testCommand }] : []),
     { name: "GITHUB_API_URL", value: settings.githubApiUrl },
     { name: "GITHUB_SERVER_URL", value: settings.githubServerUrl },
+    ...(input.botLogin ? [{ name: "AGENTFACTORY_BOT_LOGIN", value: input.botLogin }] : []),
     { name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: input.secretName, key: TOKEN_KEY } } },
     {
       name: "ANTHROPIC_API_KEY",

@@ -22,6 +22,7 @@ import { KubeClient, loadKubeConfig, statusCode } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { describeMissing, formatPermission, missingPermissions } from "./kube/permissions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { SenderGate } from "./senders.ts";
 
 export function jobSettings(c: Config): JobSettings {
   return {
@@ -191,6 +192,7 @@ export async function main(env: Record<string, string | undefined> = process.env
           privateKey: config.githubPrivateKey,
           apiUrl: config.GITHUB_API_URL,
           ...(config.GITHUB_INSTALLATION_ID ? { defaultInstallationId: config.GITHUB_INSTALLATION_ID } : {}),
+          ...(config.AGENTFACTORY_BOT_LOGIN ? { botLogin: config.AGENTFACTORY_BOT_LOGIN } : {}),
         })
       : undefined;
   if (!forge)
@@ -240,6 +242,8 @@ export async function main(env: Record<string, string | undefined> = process.env
       metrics,
       concurrency: config.TICKET_CONCURRENCY,
       cache: () => runs.list(config.NAMESPACE) as unknown as AgentRun[],
+      ...(forge ? { forge } : {}),
+      senders: new SenderGate({ ...(forge ? { forge } : {}), ttlMs: config.PERMISSION_CACHE_TTL_SECONDS * 1000 }),
     });
     consumer.start();
     log.info("ticket consumer started");

@@ -63,6 +63,8 @@ const Env = z.object({
   GITHUB_API_URL: z.string().default("https://api.github.com"),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   GITHUB_TOKEN: z.string().default(""),
+  /** The App's login (`<slug>[bot]`): only its comments and reviews count as the factory's own. */
+  AGENTFACTORY_BOT_LOGIN: z.string().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
   ANTHROPIC_AUTH_TOKEN: z.string().optional(),
   ANTHROPIC_BASE_URL: z.string().optional(),
@@ -97,7 +99,7 @@ export interface RunnerConfig {
   testTimeoutMs: number;
   /** The sandbox container's socket: where every command the agent can influence runs. Unset: locally. */
   sandboxSocket?: string;
-  github: { apiUrl: string; serverUrl: string; token: string };
+  github: { apiUrl: string; serverUrl: string; token: string; botLogin?: string };
   anthropic: {
     apiKey?: string;
     authToken?: string;
@@ -167,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>): RunnerConfi
       apiUrl: e.GITHUB_API_URL.replace(/\/$/, ""),
       serverUrl: e.GITHUB_SERVER_URL.replace(/\/$/, ""),
       token: e.GITHUB_TOKEN,
+      ...(e.AGENTFACTORY_BOT_LOGIN ? { botLogin: e.AGENTFACTORY_BOT_LOGIN } : {}),
     },
     anthropic: {
       apiKey: e.ANTHROPIC_API_KEY,

@@ -60,6 +60,7 @@ async function main(): Promise<number> {
         apiUrl: config.github.apiUrl,
         token: config.github.token,
         repo: config.ticket.repo,
+        ...(config.github.botLogin ? { botLogin: config.github.botLogin } : {}),
         redact,
       }),
       redact,

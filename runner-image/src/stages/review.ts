@@ -28,7 +28,7 @@ import {
   type StageDeps,
   type StageOutput,
 } from "./common.ts";
-import { embedFindings, FindingsReport, findingLine, type SourcedFinding } from "./findings.ts";
+import { embedFindings, embedVerdict, FindingsReport, findingLine, type SourcedFinding } from "./findings.ts";
 import { reviewSystem } from "./prompts.ts";
 
 /** Used when the base branch has no risk-policy.json: everything is low and gets tests and a review. */
@@ -212,7 +212,8 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
   const inline = posted.filter((f) => f.file && f.line && files.includes(f.file));
   await forge.reviewOnce(pr.number, stageMarker(config.run, "review", config.attempt, "review"), {
     commitId: pr.headSha,
-    body: `${body}\n${embedFindings(posted)}`,
+    // The operator takes the verdict from this review (the App's own), not from the termination message.
+    body: `${body}\n${embedFindings(posted)}\n${embedVerdict({ riskTier: decision.tier, checks })}`,
     comments: inline.map((f) => ({
       path: f.file as string,
       line: f.line as number,
