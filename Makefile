@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.cache/bin:$(PATH)
 VITEST_REPORT ?= .cache/vitest-report.json
 
-.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact bench-dedupe chart-files
+.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact bench-dedupe bench-egress chart-files
 
 deps:
 	@.ci/install-deps
@@ -49,6 +49,9 @@ bench-redact: deps
 chart-files:
 	node --import tsx -e 'import("./core/nats-auth.ts").then((m) => process.stdout.write(m.natsAuthorizationConf()))' \
 		> charts/agentfactory/files/nats/authorization.conf
+
+bench-egress: deps
+	tsx bench/egress.ts
 
 e2e-kind:
 	test/e2e-kind/run.sh

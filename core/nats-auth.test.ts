@@ -10,7 +10,14 @@ import {
   natsUserConf,
   subjectMatches,
 } from "./nats-auth.ts";
-import { OUTCOMES_STREAM, outcomeSubject, TICKETS_CONSUMER, TICKETS_STREAM, ticketSubject } from "./streams.ts";
+import {
+  EGRESS_LEDGER_BUCKET,
+  OUTCOMES_STREAM,
+  outcomeSubject,
+  TICKETS_CONSUMER,
+  TICKETS_STREAM,
+  ticketSubject,
+} from "./streams.ts";
 
 const ACK = `$JS.ACK.${TICKETS_STREAM}.${TICKETS_CONSUMER}.1.5.5.1700000000000000000.0`;
 const NEXT = `$JS.API.CONSUMER.MSG.NEXT.${TICKETS_STREAM}.${TICKETS_CONSUMER}`;
@@ -84,6 +91,30 @@ describe("NATS_PERMISSIONS", () => {
       `$JS.API.STREAM.PURGE.${OUTCOMES_STREAM}`,
     ])
       expect(natsAllows("patterns", "publish", denied), denied).toBe(false);
+  });
+
+  it("lets the egress gateway read and write its ledger bucket only", () => {
+    const bucket = EGRESS_LEDGER_BUCKET;
+    for (const allowed of [
+      `$KV.${bucket}.run.agents.calc-1`,
+      `$JS.API.STREAM.INFO.KV_${bucket}`,
+      `$JS.API.STREAM.CREATE.KV_${bucket}`,
+      `$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.run.agents.calc-1`,
+    ])
+      expect(natsAllows("egress", "publish", allowed), allowed).toBe(true);
+    for (const denied of [
+      ticketSubject("github", "new"),
+      outcomeSubject("clean"),
+      "$KV.other-bucket.key",
+      `$JS.API.STREAM.DELETE.KV_${bucket}`,
+      `$JS.API.STREAM.UPDATE.KV_${bucket}`,
+      `$JS.API.STREAM.PURGE.KV_${bucket}`,
+      `$JS.API.CONSUMER.CREATE.KV_${bucket}`,
+      `$JS.API.DIRECT.GET.${TICKETS_STREAM}`,
+      `$JS.API.CONSUMER.MSG.NEXT.${TICKETS_STREAM}.${TICKETS_CONSUMER}`,
+    ])
+      expect(natsAllows("egress", "publish", denied), denied).toBe(false);
+    expect(natsAllows("egress", "subscribe", `$KV.${bucket}.>`)).toBe(false);
   });
 
   it("gives each client only its own inbox, so no client reads another's replies", () => {

@@ -8,10 +8,17 @@
  * messages) go to the requester's inbox, and a shared `_INBOX.>` grant would let the gateway read the
  * tickets delivered to the operator.
  */
-import { OUTCOMES_STREAM, OUTCOMES_SUBJECTS, TICKETS_CONSUMER, TICKETS_STREAM, TICKETS_SUBJECTS } from "./streams.ts";
+import {
+  EGRESS_LEDGER_BUCKET,
+  OUTCOMES_STREAM,
+  OUTCOMES_SUBJECTS,
+  TICKETS_CONSUMER,
+  TICKETS_STREAM,
+  TICKETS_SUBJECTS,
+} from "./streams.ts";
 
 /** The NATS clients, named after the process (the patterns CronJob and the outcomes CLI share `patterns`). */
-export const NATS_CLIENTS = ["gateway", "operator", "patterns"] as const;
+export const NATS_CLIENTS = ["gateway", "operator", "patterns", "egress"] as const;
 export type NatsClient = (typeof NATS_CLIENTS)[number];
 
 /** JetStream's API prefix in the default domain. */
@@ -45,6 +52,10 @@ const inbox = (client: NatsClient) => ({ allow: [`${natsInboxPrefix(client)}.>`]
  *   durable consumer; pulls and acks tickets on that consumer only; publishes outcome records.
  * - patterns (CronJob, outcomes CLI): reads OUTCOMES through ephemeral ordered consumers; publishes
  *   nothing.
+ * - egress (the egress gateway): its budget ledger only, a KV bucket: create and look up the bucket's
+ *   stream, read entries (direct get, or message get on servers without direct access), write them
+ *   (puts, compare-and-swap updates, deletes and purges are all publishes to `$KV.<bucket>.<key>`).
+ *   Nothing of TICKETS or OUTCOMES, no consumers.
  */
 export const NATS_PERMISSIONS: Readonly<Record<NatsClient, NatsPermissions>> = {
   gateway: {
@@ -93,6 +104,20 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsClient, NatsPermissions>> = {
       ],
     },
     subscribe: inbox("patterns"),
+  },
+  egress: {
+    publish: {
+      allow: [
+        `$KV.${EGRESS_LEDGER_BUCKET}.>`,
+        api("INFO"),
+        api(`STREAM.INFO.KV_${EGRESS_LEDGER_BUCKET}`),
+        api(`STREAM.CREATE.KV_${EGRESS_LEDGER_BUCKET}`),
+        api(`DIRECT.GET.KV_${EGRESS_LEDGER_BUCKET}`),
+        api(`DIRECT.GET.KV_${EGRESS_LEDGER_BUCKET}.>`),
+        api(`STREAM.MSG.GET.KV_${EGRESS_LEDGER_BUCKET}`),
+      ],
+    },
+    subscribe: inbox("egress"),
   },
 };
 

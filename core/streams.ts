@@ -21,3 +21,9 @@ export const REQUEST_ID_HEADER = "X-Request-Id";
 export const OUTCOMES_STREAM = "OUTCOMES";
 export const OUTCOMES_SUBJECTS = ["outcomes.>"];
 export const outcomeSubject = (outcome: string): string => `outcomes.${outcome}`;
+
+/**
+ * The egress gateway's budget ledger (NATS KV bucket; its stream is `KV_<bucket>`, its subjects
+ * `$KV.<bucket>.>`). Fixed: the egress NATS user may touch only this bucket.
+ */
+export const EGRESS_LEDGER_BUCKET = "agentfactory-egress-ledger";

@@ -72,6 +72,30 @@ describe("control-plane image bundles", () => {
     expect(await checkMetrics(metrics)).toEqual([]);
   });
 
+  it("the egress gateway starts unready without NATS, serves /healthz and a /metrics that passes promtool", async () => {
+    const line = await start(
+      join(dir, "control-plane", "egress.mjs"),
+      {
+        PORT: "0",
+        ADMIN_PORT: "0",
+        METRICS_PORT: "0",
+        HOST: "127.0.0.1",
+        NATS_URL: "nats://127.0.0.1:1",
+        ATTEMPT_TOKEN_KEY: "k".repeat(32),
+        ADMIN_TOKEN: "admin-token-0123456789",
+        MODEL_API_KEY: "sk-ant-x",
+        GIT_CACHE_DIR: join(dir, "egress-cache"),
+      },
+      (l) => l.event === "listening",
+    );
+    const url = `http://127.0.0.1:${line.metricsPort}`;
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain("# TYPE agentfactory_egress_requests_total counter");
+    expect(await checkMetrics(metrics)).toEqual([]);
+  });
+
   it("the operator starts its probes and /metrics before leadership, and the exposition passes promtool", async () => {
     const kubeconfig = join(dir, "kubeconfig");
     await writeFile(

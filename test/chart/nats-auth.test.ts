@@ -24,6 +24,8 @@ const run = promisify(execFile);
 const DEFAULT = "charts/agentfactory/ci/default-values.yaml";
 const FULL = "charts/agentfactory/ci/full-values.yaml";
 const MINIMAL = "charts/agentfactory/ci/minimal-values.yaml";
+/** Every NATS client's workload is rendered, the egress gateway's included. */
+const EGRESS = "charts/agentfactory/ci/egress-values.yaml";
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered YAML
 type Any = any;
@@ -38,7 +40,7 @@ function clientPods(objects: K8sObject[]): Record<NatsClient, Any> {
     if (!found) throw new Error(`no workload *${suffix}`);
     return found.spec;
   };
-  return { gateway: of("-gateway"), operator: of("-operator"), patterns: of("-patterns") };
+  return { gateway: of("-gateway"), operator: of("-operator"), patterns: of("-patterns"), egress: of("-egress") };
 }
 const mainContainer = (spec: Any) => spec.containers[0];
 
@@ -47,11 +49,11 @@ let full: K8sObject[];
 beforeAll(async () => {
   [byDefault, full] = await Promise.all([
     render({
-      values: [DEFAULT],
+      values: [DEFAULT, EGRESS],
       setTyped: { "patterns.enabled": "true" },
       set: { "patterns.rulesRepo": "acme/rules" },
     }),
-    render({ values: [FULL] }),
+    render({ values: [FULL, EGRESS] }),
   ]);
 });
 
@@ -223,6 +225,7 @@ describe("ServiceAccount annotations", () => {
       "af-agentfactory-gateway": {},
       "af-agentfactory-nats": {},
       "af-agentfactory-runner": {},
+      "af-agentfactory-egress": {},
     });
   });
 
@@ -232,6 +235,7 @@ describe("ServiceAccount annotations", () => {
       "af-agentfactory-gateway": {},
       "af-agentfactory-nats": {},
       "af-agentfactory-runner": {},
+      "af-agentfactory-egress": {},
     });
     const objects = await render({
       values: [DEFAULT],

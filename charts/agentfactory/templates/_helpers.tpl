@@ -147,7 +147,7 @@ seccompProfile:
      core/nats-auth.ts). Passwords live in one Secret, given (nats.auth.existingSecret) or generated. */}}
 
 {{- define "agentfactory.natsClients" -}}
-gateway operator patterns
+gateway operator patterns egress
 {{- end }}
 
 {{- define "agentfactory.natsAuthSecret" -}}
