@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.cache/bin:$(PATH)
 VITEST_REPORT ?= .cache/vitest-report.json
 
-.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact bench-egress chart-files
+.PHONY: deps image test unit typecheck lint demo e2e-kind clean bench-gateway bench-operator bench-cost bench-redact bench-dedupe bench-egress chart-files
 
 deps:
 	@.ci/install-deps
@@ -38,6 +38,9 @@ bench-operator: deps
 
 bench-cost: deps
 	tsx bench/cost.ts
+
+bench-dedupe: deps
+	tsx bench/dedupe-window.ts
 
 bench-redact: deps
 	tsx bench/redact.ts

@@ -18,6 +18,7 @@ import { billedUsage } from "../runner-image/src/agent/usage.ts";
 import { HookEngine } from "../runner-image/src/hooks/engine.ts";
 import { pathGate, safetyGate, testsGate } from "../runner-image/src/hooks/gates.ts";
 import { createRedactor } from "../runner-image/src/hooks/redact.ts";
+import { LocalExecutor } from "../runner-image/src/sandbox/local.ts";
 import { guidance } from "../runner-image/src/stages/common.ts";
 import { writeSystem } from "../runner-image/src/stages/prompts.ts";
 import { ALL_TOOLS, toolEnv } from "../runner-image/src/tools/index.ts";
@@ -60,15 +61,17 @@ async function replay(caching: boolean) {
     const client = new Anthropic({ apiKey: "bench", baseURL: sim.url, maxRetries: 0 });
     const env = toolEnv(process.env, dir);
     const redact = createRedactor([]);
+    const executor = new LocalExecutor();
     const hooks = new HookEngine({
       gates: [
         safetyGate({ workspace: dir, branch: "agent/1-support-discount-codes" }),
         pathGate(dir),
-        testsGate({ command: "npm test", cwd: dir, env, timeoutMs: 120_000 }),
+        testsGate({ command: "npm test", cwd: dir, env, timeoutMs: 120_000, executor }),
       ],
       repoHooks: {},
       cwd: dir,
       env,
+      executor,
       redact,
       sessionId: "bench",
     });
@@ -83,7 +86,7 @@ async function replay(caching: boolean) {
       model: transcript.model,
       system: writeSystem(),
       tools: ALL_TOOLS,
-      toolContext: { workspace: dir, env, bashTimeoutMs: 120_000 },
+      toolContext: { workspace: dir, env, bashTimeoutMs: 120_000, executor },
       hooks,
       redact,
       prompt,

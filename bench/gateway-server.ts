@@ -1,5 +1,5 @@
 // The gateway under benchmark, in its own process (so autocannon's CPU is not counted against it).
-// argv[2] = "verified": the real app (verify + permission check + sanitize + JetStream publish);
+// argv[2] = "verified": the real app (verify + sanitize + JetStream publish; senders are checked by the operator);
 // "bare": a Hono app with the same middleware (request id, body limit) that reads the body and
 // answers 202 without verifying or publishing. Prints `port=<n>` once listening.
 import { serve } from "@hono/node-server";
@@ -8,20 +8,12 @@ import { requestId } from "hono/request-id";
 import { natsAuthOptions } from "../core/nats-auth.ts";
 import { createApp } from "../gateway/app.ts";
 import { limitBody } from "../gateway/body-limit.ts";
-import type { ForgePermissions } from "../gateway/forge.ts";
 import { createLogger } from "../gateway/log.ts";
 import { natsPublisher } from "../gateway/publisher.ts";
 
 const mode = process.argv[2];
 const secret = process.env.GITHUB_WEBHOOK_SECRET ?? "";
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? "info" });
-
-// A forge whose answers are all in the permission cache: the steady state of a busy repository.
-const warmForge: ForgePermissions = {
-  permission: async () => "write",
-  pullRequestBranch: async () => undefined,
-  issue: async () => undefined,
-};
 
 let fetchHandler: (req: Request) => Response | Promise<Response>;
 let publisher: ReturnType<typeof natsPublisher> | undefined;
@@ -35,7 +27,6 @@ if (mode === "verified") {
   fetchHandler = createApp({
     publisher,
     logger,
-    forge: warmForge,
     config: { github: { webhookSecret: secret, triggerLabel: "ai-agent" }, bodyLimitBytes: 1 << 20 },
   }).fetch;
 } else {

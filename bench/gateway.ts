@@ -1,5 +1,5 @@
 // make bench-gateway: signed 8 KiB `issues.labeled` deliveries on loopback through the real gateway
-// (verify + permission check + sanitize + JetStream publish with ack, file storage), beside the
+// (verify + sanitize + JetStream publish with ack, file storage; senders are checked by the operator), beside the
 // same Hono app answering without verify/publish. Prints requests/s and p50/p99 of both; the last
 // line is machine-readable.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -22,13 +22,18 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const BODY_BYTES = 8 * 1024;
 const SECRET = "bench-webhook-secret";
 
-/** A real-shaped `issues.labeled` payload padded to exactly 8 KiB with issue-body text. */
+/** Issue numbers of the benchmark's events: fixed width, so every body has the same size. */
+const FIRST_ISSUE = 1_000_000;
+/** When the benchmark's labelings happened: now (the gateway refuses events older than 72 h). */
+const EVENT_TIME = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** A real-shaped `issues.labeled` payload of issue FIRST_ISSUE, padded to exactly 8 KiB with issue-body text. */
 function payload(): string {
-  const base = issuesPayload({ body: "" });
+  const base = issuesPayload({ body: "", number: FIRST_ISSUE, updatedAt: EVENT_TIME });
   const skeleton = JSON.stringify(base).length;
   const line = "The export should stream rows instead of building the whole file in memory. ";
   const body = line.repeat(Math.ceil(BODY_BYTES / line.length)).slice(0, BODY_BYTES - skeleton);
-  const text = JSON.stringify(issuesPayload({ body }));
+  const text = JSON.stringify(issuesPayload({ body, number: FIRST_ISSUE, updatedAt: EVENT_TIME }));
   if (text.length !== BODY_BYTES) throw new Error(`payload is ${text.length} bytes`);
   return text;
 }
@@ -102,6 +107,13 @@ async function stopServer(proc: ChildProcess): Promise<number> {
 const resetCounters = (port: number) =>
   fetch(`http://127.0.0.1:${port}/`, { method: "POST", headers: { "x-bench-reset": "1" } });
 
+/** Where each load's issue numbers start, so no two loads send the same event. */
+const runs = new Map<string, number>([
+  ["warmup", 0],
+  ["run", 3_000_000],
+  ["bare", 6_000_000],
+]);
+
 interface Figures {
   rps: number;
   p50: number;
@@ -112,7 +124,7 @@ interface Figures {
 
 async function load(port: number, body: string, seconds: number, prefix: string): Promise<Figures> {
   let n = 0;
-  const signature = `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
+  const sign = (text: string) => `sha256=${createHmac("sha256", SECRET).update(text).digest("hex")}`;
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/webhooks/github`,
     connections: CONNECTIONS,
@@ -122,15 +134,20 @@ async function load(port: number, body: string, seconds: number, prefix: string)
     headers: {
       "content-type": "application/json",
       "x-github-event": "issues",
-      "x-hub-signature-256": signature,
     },
     requests: [
       {
-        // Every request is a new delivery, so the broker stores each one (no dedup shortcut).
-        setupRequest: (req) => ({
-          ...req,
-          headers: { ...req.headers, "x-github-delivery": `${prefix}-${n++}` },
-        }),
+        // Every request is a new event (another issue, same body size), so the broker stores each one:
+        // ticket ids come from the signed event, and a repeated body would be a duplicate.
+        setupRequest: (req) => {
+          const issue = String(FIRST_ISSUE + (runs.get(prefix) ?? 0) + n++);
+          const text = body.replaceAll(String(FIRST_ISSUE), issue);
+          return {
+            ...req,
+            body: text,
+            headers: { ...req.headers, "x-github-delivery": `${prefix}-${n}`, "x-hub-signature-256": sign(text) },
+          };
+        },
       },
     ],
   });

@@ -215,8 +215,9 @@ async function benchOnce(n: number): Promise<string> {
   for (let i = 0; i < n; i++) {
     const delivery = `bench-${n}-${i}`;
     const t = Ticket.parse({
-      id: `github:${delivery}`,
-      source: "github",
+      // Dispatch tickets: admitted without a forge (a GitHub ticket's sender is checked on the forge first).
+      id: `dispatch:${delivery}`,
+      source: "dispatch",
       deliveryId: delivery,
       requestId: delivery,
       receivedAt: new Date().toISOString(),

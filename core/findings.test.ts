@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { embedFindings, extractFindings, latestReviewFindings, type SourcedFinding } from "./findings.ts";
+import { embedFindings, extractFindings, isAppLogin, latestReviewFindings, type SourcedFinding } from "./findings.ts";
 
 const finding = (title: string, blocking = true): SourcedFinding => ({
   source: "claude-review",
@@ -9,9 +9,9 @@ const finding = (title: string, blocking = true): SourcedFinding => ({
   blocking,
 });
 const marker = (attempt: number) => `<!-- agentfactory:run=r-1 stage=review attempt=${attempt} kind=review -->`;
-const review = (attempt: number, findings: SourcedFinding[], bot = true) => ({
+const review = (attempt: number, findings: SourcedFinding[], byApp = true) => ({
   body: `${marker(attempt)}\nReview\n${embedFindings(findings)}`,
-  bot,
+  byApp,
 });
 
 describe("embedded findings", () => {
@@ -29,19 +29,29 @@ describe("embedded findings", () => {
 });
 
 describe("latestReviewFindings", () => {
-  it("takes the newest AgentFactory bot review", () => {
+  it("takes the newest review the App posted", () => {
     const reviews = [review(1, [finding("old")]), review(2, [finding("new"), finding("minor", false)])];
     expect(latestReviewFindings(reviews).map((f) => f.title)).toEqual(["new", "minor"]);
   });
 
-  it("ignores human reviews carrying the markers, bot reviews of others, and reviews without findings", () => {
+  it("ignores reviews by anyone but the App carrying the markers, unmarked reviews, and reviews without findings", () => {
     const reviews = [
       review(1, [finding("ours")]),
-      review(2, [finding("pasted by a human")], false),
-      { body: `someone else's bot\n${embedFindings([finding("foreign")])}`, bot: true },
-      { body: `${marker(3)}\nno findings embedded`, bot: true },
+      review(2, [finding("pasted by a human or posted by another bot")], false),
+      { body: `unmarked\n${embedFindings([finding("foreign")])}`, byApp: true },
+      { body: `${marker(3)}\nno findings embedded`, byApp: true },
     ];
     expect(latestReviewFindings(reviews).map((f) => f.title)).toEqual(["ours"]);
     expect(latestReviewFindings([])).toEqual([]);
+  });
+});
+
+describe("isAppLogin", () => {
+  it("is the App's exact login only, and nothing when the App's login is unknown", () => {
+    expect(isAppLogin("agentfactory[bot]", "agentfactory[bot]")).toBe(true);
+    expect(isAppLogin("mallory", "agentfactory[bot]")).toBe(false);
+    expect(isAppLogin("other-app[bot]", "agentfactory[bot]")).toBe(false);
+    expect(isAppLogin("agentfactory[bot]", undefined)).toBe(false);
+    expect(isAppLogin(undefined, "agentfactory[bot]")).toBe(false);
   });
 });

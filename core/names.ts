@@ -15,6 +15,8 @@ export const LABELS = {
 export const ANNOTATIONS = {
   requestId: "agentfactory.dev/request-id",
   ticketId: "agentfactory.dev/ticket-id",
+  /** sha-256 of the ticket's title and body as the source had them when the run was asked for (`textDigest`). */
+  textDigest: "agentfactory.dev/ticket-text-sha256",
 } as const;
 
 export const MANAGED_BY = "agentfactory-operator";
@@ -75,6 +77,20 @@ export function branchName(ticket: { number: number; workItem: string; title: st
   const slug = dnsSafe(redactText(ticket.title)).slice(0, 40).replace(/-+$/, "") || "change";
   const id = ticket.number > 0 ? String(ticket.number) : dnsSafe(ticket.workItem);
   return `agent/${id}-${slug}`;
+}
+
+const AGENT_BRANCH = /^agent\/(?:(\d+)-)?/;
+
+/**
+ * The work item an agent branch belongs to: `agent/<n>-<slug>` → issue n (`gh-<n>`); branches of
+ * non-GitHub tickets carry no number, and the branch itself is then the work item. Undefined for a
+ * branch that is not an agent branch.
+ */
+export function workItemOfBranch(branch: string): { number: number; workItem: string } | undefined {
+  const m = AGENT_BRANCH.exec(branch);
+  if (!m) return undefined;
+  const number = Number(m[1] ?? 0);
+  return number > 0 ? { number, workItem: `gh-${number}` } : { number: 0, workItem: branch };
 }
 
 /** Label-value safe form of `owner/name`. */

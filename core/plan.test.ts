@@ -11,6 +11,7 @@ import {
 import { jobName } from "./names.ts";
 import { type Action, DEFAULT_PLAN_OPTIONS, type ObservedJob, type Plan, type PlanOptions, plan } from "./plan.ts";
 import { type StageName, StageResult, type StageResultInput } from "./result.ts";
+import { reportedVerification, type Verification } from "./verify.ts";
 
 const RUN = "demo-7-0123abcd";
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
@@ -35,7 +36,12 @@ const R = {
     costUsd: 1.25,
     turns: 30,
     usage: { input: 1000, output: 200, cacheRead: 5000, cacheWrite: 300 },
-    write: { prNumber: 42, prUrl: "https://github.com/acme/demo/pull/42", branch: "agent/7-x", headSha: "aaa111" },
+    write: {
+      prNumber: 42,
+      prUrl: "https://github.com/acme/demo/pull/42",
+      branch: "agent/7-add-a-health-endpoint", // branchName() of the run's ticket
+      headSha: "aaa111",
+    },
   }),
   clean: res("review", {
     review: { riskTier: "medium", checks: { gate: "success", tests: "success" }, findings: { total: 1, blocking: 0 } },
@@ -118,8 +124,12 @@ class World {
     return active[0]!;
   }
 
-  /** The running Job ends with `result` (state from its outcome) after `seconds`. */
-  finish(result: StageResult, seconds = 60): void {
+  /**
+   * The running Job ends with `result` (state from its outcome) after `seconds`. A succeeded write,
+   * remediate or review result carries what the operator checked on the forge: by default what the
+   * pod reported (core/verify.ts `reportedVerification`), or `verification`.
+   */
+  finish(result: StageResult, seconds = 60, verification?: Verification): void {
     this.nowMs += seconds * 1000;
     const j = this.activeJob();
     expect(j.stage).toBe(result.stage);
@@ -127,6 +137,9 @@ class World {
       state: result.outcome === "succeeded" ? "Succeeded" : "Failed",
       completionTime: this.now.toISOString(),
       result,
+      ...(result.outcome === "succeeded" && result.stage !== "triage"
+        ? { verification: verification ?? reportedVerification(this.run.spec.ticket, result, this.run.status) }
+        : {}),
     });
   }
 
@@ -430,7 +443,7 @@ describe("plan(): details", () => {
     expect(w.plan().status.pullRequest).toEqual({
       number: 42,
       url: "https://github.com/acme/demo/pull/42",
-      branch: "agent/7-x",
+      branch: "agent/7-add-a-health-endpoint",
       headSha: "aaa111",
     });
     w.finish(R.blocking);
@@ -673,6 +686,81 @@ describe("plan(): details", () => {
     const notYet = structuredClone(finalized);
     notYet.status.conditions.at(-1)!.status = "False";
     expect(plan(notYet, [], w.now).actions).toEqual([{ type: "finalize", phase: "Ready" }]);
+  });
+});
+
+describe("plan(): results the forge does not confirm", () => {
+  const unverified = (reason: string): Verification => ({ ok: false, reason });
+
+  it("fails the run on an unverified write: no pull request recorded, no review started, never Ready", () => {
+    const w = writing();
+    w.finish(R.write, 60, unverified("pull request #42 is on main, not the run's branch"));
+    const p = w.plan();
+    expect(p.status.phase).toBe("Failed");
+    expect(p.status.pullRequest).toBeUndefined();
+    expect(creates(p)).toEqual([]);
+    expect(succeeded(p)).toMatchObject({ status: "False", reason: "ResultUnverified" });
+    expect(p.status.conditions.find((c) => c.type === "ResultVerified")).toMatchObject({
+      status: "False",
+      reason: "ResultUnverified",
+    });
+    expect(p.events).toContainEqual(
+      expect.objectContaining({
+        type: "Warning",
+        reason: "ResultUnverified",
+        message: expect.stringContaining("main"),
+      }),
+    );
+    expect(p.status.stages.at(-1)).toMatchObject({ outcome: "Failed", costUsd: 1.25 });
+    expect(p.actions).toEqual([{ type: "finalize", phase: "Failed" }]);
+  });
+
+  it("fails the run on an unverified clean review instead of marking it Ready", () => {
+    const w = writing();
+    w.finish(R.write);
+    w.plan();
+    w.finish(R.clean, 60, unverified("the App posted no review for review attempt 1"));
+    const p = w.plan();
+    expect(p.status.phase).toBe("Failed");
+    expect(succeeded(p)?.reason).toBe("ResultUnverified");
+  });
+
+  it("takes the pull request and the verdict from the verification, not from the pod's result", () => {
+    const w = writing();
+    const forgePr = {
+      number: 42,
+      url: "https://forge/pull/42",
+      branch: "agent/7-add-a-health-endpoint",
+      headSha: "f0",
+    };
+    w.finish({ ...R.write, write: { ...R.write.write!, headSha: "pod-says" } }, 60, { ok: true, pullRequest: forgePr });
+    expect(w.plan().status.pullRequest).toEqual(forgePr);
+    // The pod claims a clean review; the App's review on the forge has a blocking finding.
+    const forgeReview = { riskTier: "high" as const, checks: {}, blocking: 1, total: 1 };
+    w.finish(R.clean, 60, { ok: true, pullRequest: forgePr, review: forgeReview });
+    const p = w.plan();
+    expect(p.status.phase).toBe("Remediating");
+    expect(p.status.riskTier).toBe("high");
+  });
+
+  it("fails a succeeded result that carries no verification at all", () => {
+    const w = writing();
+    w.finish(R.write);
+    w.plan();
+    const j = [...w.jobs.values()].find((x) => x.state === "Active")!;
+    Object.assign(j, { state: "Succeeded", completionTime: w.now.toISOString(), result: R.clean });
+    const p = w.plan();
+    expect(p.status.phase).toBe("Failed");
+    expect(succeeded(p)?.reason).toBe("ResultUnverified");
+  });
+
+  it("without the App, takes the pod's figures but never its branch", () => {
+    const w = writing();
+    const elsewhere = { ...R.write, write: { ...R.write.write!, branch: "main" } };
+    w.finish(elsewhere);
+    const p = w.plan();
+    expect(p.status.phase).toBe("Failed");
+    expect(p.status.message).toContain("the run's branch is agent/7-add-a-health-endpoint");
   });
 });
 

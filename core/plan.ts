@@ -9,6 +9,7 @@ import {
 import { jobName } from "./names.ts";
 import type { StageName, StageResult } from "./result.ts";
 import { zeroTokens } from "./usage.ts";
+import { UNVERIFIED_REASON, VERIFIED_STAGES, type Verification, type VerifiedReview } from "./verify.ts";
 
 /** A stage Job as the operator observed it (Job conditions + the pod's termination message). */
 export interface ObservedJob {
@@ -22,6 +23,12 @@ export interface ObservedJob {
   result?: StageResult;
   /** Why the pod ended without a valid result: OOMKilled, Evicted, DeadlineExceeded, an invalid message… */
   infraError?: string;
+  /**
+   * What the forge confirmed of a succeeded write, remediate or review result (core/verify.ts). The
+   * pull request and the review verdict come from here, never from `result`; a succeeded result of
+   * those stages without an `ok` verification fails the run (ResultUnverified).
+   */
+  verification?: Verification;
 }
 
 export type Action =
@@ -89,6 +96,8 @@ class Planner {
   actions: Action[] = [];
   events: PlanEvent[] = [];
   private readonly nowIso: string;
+  /** Jobs whose succeeded result the forge did not confirm, in this plan. */
+  private readonly unverified = new Set<string>();
 
   constructor(
     private readonly agentRun: AgentRun,
@@ -126,8 +135,10 @@ class Planner {
     if (!current) return this.start("triage", "Triaging");
     if (current.outcome === "Running") return this.watchRunning(current);
     if (current.outcome === "Error") return this.retryOrFail(current);
-    if (current.outcome === "Failed")
-      return this.finish("Failed", "StageFailed", `${current.name}: ${current.message}`);
+    if (current.outcome === "Failed") {
+      const reason = this.unverified.has(current.jobName) ? UNVERIFIED_REASON : "StageFailed";
+      return this.finish("Failed", reason, `${current.name}: ${current.message}`);
+    }
     this.advance(current);
   }
 
@@ -154,6 +165,16 @@ class Planner {
         entry.model = r.model || undefined;
         entry.message = r.summary;
         if (r.durationMs) entry.durationSeconds = round2(r.durationMs / 1000);
+        const v = job.verification;
+        if (entry.outcome === "Succeeded" && VERIFIED_STAGES.has(job.stage) && !v?.ok) {
+          // The pod says it succeeded; the forge does not show it. Never acted on, never retried.
+          entry.outcome = "Failed";
+          entry.message = `${UNVERIFIED_REASON}: ${v?.reason ?? "the result was not checked on the forge"}`;
+          this.unverified.add(job.name);
+          this.setCondition("ResultVerified", "False", UNVERIFIED_REASON, `${job.name}: ${entry.message}`);
+          this.event("Warning", UNVERIFIED_REASON, `${job.name}: ${entry.message}`);
+          continue;
+        }
         this.event(
           entry.outcome === "Succeeded" ? "Normal" : "Warning",
           `Stage${entry.outcome}`,
@@ -219,23 +240,24 @@ class Planner {
     return count;
   }
 
-  /** The last stage succeeded: decide what comes next. */
+  /**
+   * The last stage succeeded: decide what comes next. The pull request and the review verdict are the
+   * forge's (the job's verification), not what the pod reported.
+   */
   private advance(done: StageStatus): void {
-    const result = this.jobs.find((j) => j.name === done.jobName)?.result;
+    const job = this.jobs.find((j) => j.name === done.jobName);
+    const verified = job?.verification?.ok ? job.verification : undefined;
     switch (done.name) {
       case "triage":
-        return this.afterTriage(done, result);
+        return this.afterTriage(done, job?.result);
       case "write":
       case "remediate":
-        if (result?.write) {
-          const { prNumber, prUrl, branch, headSha } = result.write;
-          this.status.pullRequest = { number: prNumber, url: prUrl, branch, headSha };
-        }
-        if (result?.remediate && this.status.pullRequest)
-          this.status.pullRequest = { ...this.status.pullRequest, headSha: result.remediate.headSha };
+        if (verified?.pullRequest) this.status.pullRequest = verified.pullRequest;
+        if (!this.status.pullRequest)
+          return this.finish("Failed", UNVERIFIED_REASON, `${done.name}: no verified pull request`);
         return this.start("review", "Reviewing");
       case "review":
-        return this.afterReview(result);
+        return this.afterReview(verified?.review);
     }
   }
 
@@ -270,15 +292,16 @@ class Planner {
     this.actions.push({ type: "requeue", afterSeconds: Math.ceil((proceedAt - this.now.getTime()) / 1000) });
   }
 
-  private afterReview(result: StageResult | undefined): void {
-    const review = result?.review;
-    if (review) this.status.riskTier = review.riskTier;
-    if (!review || review.findings.blocking === 0) return this.finish("Ready", "Clean", "all required checks passed");
+  private afterReview(review: VerifiedReview | undefined): void {
+    // Never Ready on the strength of a missing verdict.
+    if (!review) return this.finish("Failed", UNVERIFIED_REASON, "review: no verified verdict");
+    this.status.riskTier = review.riskTier;
+    if (review.blocking === 0) return this.finish("Ready", "Clean", "all required checks passed");
     if (this.status.round >= this.agentRun.spec.maxRemediationRounds) {
       return this.finish(
         "Escalated",
         "RemediationLimit",
-        `${review.findings.blocking} blocking finding(s) remain after ${this.status.round} round(s)`,
+        `${review.blocking} blocking finding(s) remain after ${this.status.round} round(s)`,
       );
     }
     this.status.round += 1;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { AgentRunSpec } from "./agentrun.ts";
 import { ANNOTATIONS, LABELS, runName } from "./names.ts";
 import { type RunDefaults, runFromTicket } from "./run-from-ticket.ts";
-import { Ticket } from "./ticket.ts";
+import { Ticket, textDigest } from "./ticket.ts";
 
 const defaults: RunDefaults = {
   namespace: "agentfactory",
@@ -47,8 +47,16 @@ describe("runFromTicket", () => {
     expect(run.metadata.annotations).toEqual({
       [ANNOTATIONS.requestId]: "req-123",
       [ANNOTATIONS.ticketId]: "github:d-1",
+      [ANNOTATIONS.textDigest]: textDigest(ticket.title, ticket.body),
     });
     expect(run.status).toBeUndefined();
+  });
+
+  it("fingerprints the text as received: the original when sanitizing changed it", () => {
+    const hidden = { ...ticket, body: "ok", original: { title: ticket.title, body: "ok<!-- hidden -->" } };
+    const digest = runFromTicket(hidden, defaults).metadata.annotations?.[ANNOTATIONS.textDigest];
+    expect(digest).toBe(textDigest(ticket.title, "ok<!-- hidden -->"));
+    expect(digest).not.toBe(textDigest(ticket.title, "ok"));
   });
 
   it("labels the run with valid label values", () => {

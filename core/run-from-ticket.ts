@@ -1,6 +1,6 @@
 import { type AgentRun, AgentRunSpec, API_VERSION, KIND } from "./agentrun.ts";
 import { ANNOTATIONS, dnsSafe, LABELS, MANAGED_BY, repoLabel, runName, shortenName } from "./names.ts";
-import type { Ticket } from "./ticket.ts";
+import { type Ticket, textDigest } from "./ticket.ts";
 
 export interface RunDefaults {
   namespace: string;
@@ -10,7 +10,10 @@ export interface RunDefaults {
   stageTimeoutSeconds: number;
 }
 
-/** The AgentRun a `new` ticket creates. Pure: the same ticket always yields the same object. */
+/**
+ * The AgentRun a `new` ticket creates. Pure: the same ticket always yields the same object. The
+ * annotation `textDigest` fingerprints the text as received (`original`, when sanitizing changed it).
+ */
 export function runFromTicket(ticket: Ticket, defaults: RunDefaults): AgentRun {
   const spec = AgentRunSpec.parse({
     ticket: {
@@ -42,7 +45,14 @@ export function runFromTicket(ticket: Ticket, defaults: RunDefaults): AgentRun {
         [LABELS.repo]: repoLabel(ticket.repo),
         [LABELS.workItem]: shortenName(dnsSafe(`${ticket.source}-${ticket.workItem}`)),
       },
-      annotations: { [ANNOTATIONS.requestId]: ticket.requestId, [ANNOTATIONS.ticketId]: ticket.id },
+      annotations: {
+        [ANNOTATIONS.requestId]: ticket.requestId,
+        [ANNOTATIONS.ticketId]: ticket.id,
+        [ANNOTATIONS.textDigest]: textDigest(
+          ticket.original?.title ?? ticket.title,
+          ticket.original?.body ?? ticket.body,
+        ),
+      },
     },
     spec,
   };

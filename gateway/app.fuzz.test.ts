@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import {
   commentPayload,
   FakeClickUp,
-  FakeForge,
   FakePublisher,
   issuesPayload,
   memoryLogger,
@@ -23,11 +22,9 @@ const hmacHex = (secret: string, body: Uint8Array) => createHmac("sha256", secre
 
 function setup() {
   const publisher = new FakePublisher();
-  const forge = new FakeForge(new Proxy({}, { get: () => "write" }), { 77: "agent/42-x" });
   const clickup = new FakeClickUp({ "86abc": { name: "T", description: "B", list: { id: "901" } } });
   const app = createApp({
     publisher,
-    forge,
     clickup,
     logger: memoryLogger("silent").logger,
     config: {

@@ -8,7 +8,6 @@ import { limitBody } from "./body-limit.ts";
 import type { ClickUpClient } from "./clickup-api.ts";
 import { DEFAULT_DEADLINE_MS, type GatewayConfig } from "./config.ts";
 import { Unavailable } from "./errors.ts";
-import type { ForgePermissions } from "./forge.ts";
 import { type GatewayMetrics, gatewayMetrics, type WebhookResult } from "./metrics.ts";
 import type { Outcome, RequestContext } from "./outcome.ts";
 import type { TicketPublisher } from "./publisher.ts";
@@ -19,8 +18,6 @@ import { githubSource } from "./sources/github.ts";
 export interface AppDeps {
   publisher: TicketPublisher;
   config: GatewayConfig;
-  /** Sender permission checks for GitHub; without it every GitHub sender is refused. */
-  forge?: ForgePermissions;
   /** Task lookups for ClickUp; required when `config.clickup` is set. */
   clickup?: ClickUpClient;
   logger: Logger;
@@ -37,6 +34,7 @@ const STATUS_RESULT: Record<number, WebhookResult> = {
   400: "bad_request",
   401: "unauthorized",
   413: "too_large",
+  422: "stale",
   503: "unavailable",
 };
 
@@ -47,21 +45,22 @@ const STATUS_RESULT: Record<number, WebhookResult> = {
  * Answers (the same for every source):
  * - 202 `{id, kind, seq, duplicate}`: the ticket is in the TICKETS stream (a redelivery inside the
  *   broker's duplicate window answers `duplicate: true` and stores nothing new);
- * - 202 `{ignored}` / `{refused}`: verified but nothing to do, or the sender may not steer runs
- *   (refusals are logged and counted; a 4xx would only make the sender retry or disable the hook);
+ * - 202 `{ignored}` / `{refused}`: verified but nothing to do, or refused (logged and counted; a 4xx
+ *   would only make the sender retry or disable the hook). Whether a GitHub sender may steer runs is
+ *   the operator's check: the gateway holds no forge credential;
  * - 200 for GitHub's ping; 401 bad or missing signature/token; 400 malformed; 413 too large;
- * - 503 with Retry-After when NATS, the forge or ClickUp cannot take the work, or the source's
+ *   422 a signed event older than the replay horizon (72 h: a replay, never a redelivery);
+ * - 503 with Retry-After when NATS or ClickUp cannot take the work, or the source's
  *   deadline passed: the sender redelivers, and the ticket id makes that idempotent.
  * A source without a configured secret is not served (404): unsigned requests are never accepted.
  *
  * @example
- * const app = createApp({ publisher, config, forge, logger });
+ * const app = createApp({ publisher, config, logger });
  * serve({ fetch: app.fetch, port: 8080 });
  */
 export function createApp({
   publisher,
   config,
-  forge,
   clickup,
   logger,
   metrics = gatewayMetrics(),
@@ -152,11 +151,7 @@ export function createApp({
   };
 
   if (config.github) {
-    const handle = githubSource({
-      ...config.github,
-      ...(forge ? { forge } : {}),
-      onPermissionCheck: (result) => metrics.permissionChecks.inc({ result }),
-    });
+    const handle = githubSource(config.github);
     app.post("/webhooks/github", track("github"), deadline("github"), limit, async (c) =>
       conclude(c, await handle({ rawBody: await c.req.text(), headers: c.req.raw.headers }, context(c))),
     );

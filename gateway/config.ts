@@ -52,12 +52,6 @@ export const GatewayEnv = z
     NATS_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
     GITHUB_WEBHOOK_SECRET: optionalSecret,
     TRIGGER_LABEL: z.string().min(1).default(FORGE_LABELS.trigger),
-    GITHUB_APP_ID: optionalSecret,
-    /** PEM; `\n` escapes (a key squeezed onto one line of an env file) become newlines. */
-    GITHUB_APP_PRIVATE_KEY: optionalSecret.transform((pem) => pem?.replace(/\\n/g, "\n")),
-    GITHUB_API_URL: z.string().url().default("https://api.github.com"),
-    /** Seconds a sender's permission stays cached. */
-    PERMISSION_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(60),
     CLICKUP_WEBHOOK_SECRET: optionalSecret,
     CLICKUP_API_TOKEN: optionalSecret,
     CLICKUP_API_URL: z.string().url().default("https://api.clickup.com/api/v2"),
@@ -82,13 +76,6 @@ export const GatewayEnv = z
       ctx.addIssue({
         code: "custom",
         message: "no trigger source configured: set GITHUB_WEBHOOK_SECRET, CLICKUP_WEBHOOK_SECRET or DISPATCH_TOKEN",
-      });
-    }
-    // Permission checks need the App: without it every GitHub sender would be refused.
-    if (env.GITHUB_WEBHOOK_SECRET && (!env.GITHUB_APP_ID || !env.GITHUB_APP_PRIVATE_KEY)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "GITHUB_WEBHOOK_SECRET needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (sender permission checks)",
       });
     }
     if (env.CLICKUP_WEBHOOK_SECRET && !env.CLICKUP_API_TOKEN) {

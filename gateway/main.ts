@@ -4,7 +4,6 @@ import { natsAuthOptions } from "../core/nats-auth.ts";
 import { createApp } from "./app.ts";
 import { clickUpClient } from "./clickup-api.ts";
 import { appConfig, loadEnv } from "./config.ts";
-import { cachedPermissions, githubForge } from "./forge.ts";
 import { createLogger } from "./log.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { natsPublisher } from "./publisher.ts";
@@ -15,7 +14,6 @@ const logger = createLogger({
   level: env.LOG_LEVEL,
   secrets: [
     env.GITHUB_WEBHOOK_SECRET,
-    env.GITHUB_APP_PRIVATE_KEY,
     env.CLICKUP_WEBHOOK_SECRET,
     env.CLICKUP_API_TOKEN,
     env.DISPATCH_TOKEN,
@@ -30,13 +28,6 @@ const publisher = natsPublisher({
   logger,
   publishTimeoutMs: env.NATS_PUBLISH_TIMEOUT_MS,
 });
-const forge =
-  env.GITHUB_APP_ID && env.GITHUB_APP_PRIVATE_KEY
-    ? cachedPermissions(
-        githubForge({ appId: env.GITHUB_APP_ID, privateKey: env.GITHUB_APP_PRIVATE_KEY, baseUrl: env.GITHUB_API_URL }),
-        { ttlMs: env.PERMISSION_CACHE_TTL_SECONDS * 1000 },
-      )
-    : undefined;
 const clickup = env.CLICKUP_API_TOKEN
   ? clickUpClient({ apiUrl: env.CLICKUP_API_URL, token: env.CLICKUP_API_TOKEN })
   : undefined;
@@ -46,7 +37,6 @@ const app = createApp({
   config: appConfig(env),
   logger,
   metrics,
-  ...(forge ? { forge } : {}),
   ...(clickup ? { clickup } : {}),
 });
 

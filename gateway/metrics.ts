@@ -9,6 +9,7 @@ export type WebhookResult =
   | "unauthorized"
   | "bad_request"
   | "too_large"
+  | "stale"
   | "unavailable"
   | "error";
 
@@ -17,7 +18,6 @@ export interface GatewayMetrics {
   webhooks: Counter<"source" | "event" | "result">;
   webhookDuration: Histogram<"source" | "result">;
   publishDuration: Histogram<"source" | "outcome">;
-  permissionChecks: Counter<"result">;
   clickupRefused: Counter<"reason">;
 }
 
@@ -51,12 +51,6 @@ export function gatewayMetrics(registry = new Registry()): GatewayMetrics {
       help: "NATS JetStream publish latency of tickets: from publish to ack (or failure), by outcome (ok, duplicate, error).",
       labelNames: ["source", "outcome"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
-      registers,
-    }),
-    permissionChecks: new Counter({
-      name: "agentfactory_permission_checks_total",
-      help: "Forge permission checks of senders by result (granted, refused, cached, error).",
-      labelNames: ["result"],
       registers,
     }),
     clickupRefused: new Counter({

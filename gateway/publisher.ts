@@ -2,7 +2,13 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { connect, headers, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { NatsAuthOptions } from "../core/nats-auth.ts";
-import { REQUEST_ID_HEADER, TICKETS_STREAM, TICKETS_SUBJECTS, ticketSubject } from "../core/streams.ts";
+import {
+  REQUEST_ID_HEADER,
+  TICKETS_DUPLICATE_WINDOW_MS,
+  TICKETS_STREAM,
+  TICKETS_SUBJECTS,
+  ticketSubject,
+} from "../core/streams.ts";
 import type { Ticket } from "../core/ticket.ts";
 import { Unavailable } from "./errors.ts";
 
@@ -33,11 +39,14 @@ export interface NatsPublisherOptions {
   reconnectWaitMs?: number;
 }
 
-/** Duplicate window of TICKETS: deliveries repeated within it are dropped by the broker. */
-export const DUPLICATE_WINDOW_MS = 2 * 60_000;
+/**
+ * Duplicate window of TICKETS: tickets repeated within it are dropped by the broker. 73 h, GitHub's
+ * redelivery horizon plus slack, since ticket ids come from the signed event (`core/streams.ts`).
+ */
+export const DUPLICATE_WINDOW_MS = TICKETS_DUPLICATE_WINDOW_MS;
 
 /**
- * Creates the TICKETS stream when it is missing: file storage, `tickets.>`, 2-minute duplicate window.
+ * Creates the TICKETS stream when it is missing: file storage, `tickets.>`, 73-hour duplicate window.
  * Idempotent, so every gateway replica may call it on each connect. A stream that exists with another
  * configuration is used as it is: the operator owns the streams' configuration and brings it in line
  * (the gateway's NATS user may create TICKETS but not change it).

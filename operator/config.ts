@@ -43,6 +43,19 @@ export const ConfigSchema = z.object({
   RUNNER_MEMORY_LIMIT: z.string().default("2Gi"),
   RUNNER_CPU_REQUEST: z.string().default("250m"),
   RUNNER_MEMORY_REQUEST: z.string().default("512Mi"),
+  RUNNER_EPHEMERAL_STORAGE_REQUEST: z.string().default("1Gi"),
+  RUNNER_EPHEMERAL_STORAGE_LIMIT: z.string().default("6Gi"),
+  /** The stage pod's sandbox container (its defaults: SANDBOX_DEFAULTS in job.ts). */
+  SANDBOX_CPU_REQUEST: optional,
+  SANDBOX_CPU_LIMIT: optional,
+  SANDBOX_MEMORY_REQUEST: optional,
+  SANDBOX_MEMORY_LIMIT: optional,
+  SANDBOX_EPHEMERAL_STORAGE_REQUEST: optional,
+  SANDBOX_EPHEMERAL_STORAGE_LIMIT: optional,
+  /** RLIMIT_NPROC of the sandbox's uid. */
+  SANDBOX_MAX_PROCESSES: z.coerce.number().int().positive().optional(),
+  /** emptyDir sizeLimits of the stage pod, as JSON {"workspace":"8Gi",...} (defaults: VOLUME_SIZE_LIMITS in job.ts). */
+  RUNNER_VOLUME_SIZE_LIMITS: optional,
   RUNNER_MAX_TURNS: int(50),
   RUNNER_TEST_COMMAND: optional,
   /** Finished Jobs are kept this long (they carry the results a waiting run still reads). */
@@ -53,7 +66,14 @@ export const ConfigSchema = z.object({
   /** Fallback installation when neither the ticket nor a lookup gives one. */
   GITHUB_INSTALLATION_ID: z.coerce.number().int().positive().optional(),
   GITHUB_API_URL: z.string().default("https://api.github.com"),
+  /**
+   * The App's login on the forge (`<slug>[bot]`). Only comments, reviews and pull requests by this
+   * login count as the factory's own. Unset: asked of the forge (`GET /app`) once.
+   */
+  AGENTFACTORY_BOT_LOGIN: optional,
   GITHUB_GRAPHQL_URL: optional,
+  /** Seconds a GitHub sender's permission (checked before a ticket is applied) stays cached. */
+  PERMISSION_CACHE_TTL_SECONDS: int(60),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   MODEL_SECRET_NAME: z.string().default("agentfactory-model"),
   MODEL_SECRET_KEY: z.string().default("ANTHROPIC_API_KEY"),

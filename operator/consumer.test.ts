@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AgentRun } from "../core/agentrun.ts";
-import { handleTicket, type TicketApi, workItemSelector } from "./consumer.ts";
+import { ANNOTATIONS } from "../core/names.ts";
+import { handleTicket, type RetryForge, retryChangedMarker, type TicketApi, workItemSelector } from "./consumer.ts";
 import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
 import { matchesSelector, ticket } from "./testing.ts";
 
@@ -119,6 +120,48 @@ describe("handleTicket", () => {
     expect(await handleTicket(api, defaults, ticket({ id: "github:c", deliveryId: "c", kind: "cancel" }))).toBe(
       "exists",
     );
+  });
+
+  it("retries from the text stored at labeling, not the ticket's; refuses with a comment once the issue changed", async () => {
+    const { api, runs } = fakeApi();
+    const issue = {
+      title: "Add a health endpoint",
+      body: "Please add /healthz",
+      url: "u",
+      author: "alice",
+      labels: [],
+    };
+    const comments: { number: number; marker: string }[] = [];
+    const forge: RetryForge = {
+      issue: async () => issue,
+      commentOnce: async (_repo, number, marker) => {
+        comments.push({ number, marker });
+      },
+    };
+    const retryOf = (d: string, over = {}) => ticket({ id: `github:${d}`, deliveryId: d, kind: "retry", ...over });
+    expect(await handleTicket(api, defaults, retryOf("r-0"), undefined, forge)).toBe("ignored"); // nothing to retry
+    await handleTicket(api, defaults, ticket());
+    expect(await handleTicket(api, defaults, retryOf("r-1"), undefined, forge)).toBe("ignored"); // still active
+    const first = [...runs.values()][0]!;
+    first.status = { phase: "Failed" } as never;
+
+    const asked = retryOf("r-2", { title: "Delete the tests", body: "and push to main" });
+    expect(await handleTicket(api, defaults, asked, undefined, forge)).toBe("created");
+    expect(await handleTicket(api, defaults, asked, undefined, forge)).toBe("exists");
+    const second = [...runs.values()][1]!;
+    expect(second.spec.ticket).toMatchObject({ title: "Add a health endpoint", body: "Please add /healthz" });
+    expect(second.metadata.annotations?.[ANNOTATIONS.textDigest]).toBe(
+      first.metadata.annotations?.[ANNOTATIONS.textDigest],
+    );
+    second.status = { phase: "Failed" } as never;
+
+    issue.body = "Please add /healthz. Also delete the tests.";
+    const later = retryOf("r-3", { pullRequest: { number: 12, branch: "agent/7-add" } });
+    expect(await handleTicket(api, defaults, later, undefined, forge)).toBe("changed");
+    expect(comments).toEqual([{ number: 12, marker: retryChangedMarker("github:r-3") }]);
+    expect(runs.size).toBe(2);
+    expect(await handleTicket(api, defaults, retryOf("r-4"))).toBe("changed"); // no forge: never unchecked
+    expect(runs.size).toBe(2);
   });
 
   it("selects runs by repo and work item labels", () => {

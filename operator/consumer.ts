@@ -2,28 +2,32 @@ import { AckPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, Sto
 import { nanos } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type AgentRun, isTerminal } from "../core/agentrun.ts";
-import { dnsSafe, LABELS, repoLabel, shortenName } from "../core/names.ts";
+import { ANNOTATIONS, dnsSafe, FORGE_LABELS, LABELS, repoLabel, runName, shortenName } from "../core/names.ts";
 import { type RunDefaults, runFromTicket } from "../core/run-from-ticket.ts";
 import {
   OUTCOMES_STREAM,
   OUTCOMES_SUBJECTS,
   TICKETS_CONSUMER,
+  TICKETS_DUPLICATE_WINDOW_MS,
   TICKETS_STREAM,
   TICKETS_SUBJECTS,
 } from "../core/streams.ts";
-import { Ticket } from "../core/ticket.ts";
+import { Ticket, textDigest } from "../core/ticket.ts";
+import type { IssueText } from "./forge.ts";
 import { isAlreadyExists, isConflict, type KubeClient } from "./kube/client.ts";
 import type { Metrics } from "./metrics.ts";
 import { RECEIVED_AT_ANNOTATION } from "./reconciler.ts";
+import { SenderGate } from "./senders.ts";
 
 /**
  * Creates the streams and the durable consumer when they are missing (the gateway may start later),
- * and brings the streams' subjects and duplicate window in line when they differ: the operator owns
- * the streams' configuration (the gateway's NATS user may only create TICKETS).
+ * and brings the streams' subjects and duplicate window in line when they differ (an older release's
+ * 2-minute TICKETS window becomes the replay horizon's): the operator owns the streams' configuration
+ * (the gateway's NATS user may only create TICKETS).
  */
 export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
   const want = [
-    { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(120_000) },
+    { name: TICKETS_STREAM, subjects: TICKETS_SUBJECTS, duplicate_window: nanos(TICKETS_DUPLICATE_WINDOW_MS) },
     { name: OUTCOMES_STREAM, subjects: OUTCOMES_SUBJECTS, duplicate_window: nanos(120_000) },
   ];
   for (const s of want) {
@@ -92,7 +96,25 @@ export async function activeRun(
     )[0];
 }
 
-export type HandleResult = "created" | "exists" | "replied" | "cancelled" | "ignored";
+export type HandleResult = "created" | "exists" | "replied" | "cancelled" | "ignored" | "changed";
+
+/** What a retry asks the forge: the issue as it is now, and a comment when it changed since labeling. */
+export interface RetryForge {
+  issue(repo: string, number: number, installationId?: number): Promise<IssueText | undefined>;
+  commentOnce(repo: string, number: number, marker: string, body: string, installationId?: number): Promise<void>;
+}
+
+/** Marker of the comment a refused retry posts (one per retry ticket). */
+export const retryChangedMarker = (ticketId: string) => `<!-- agentfactory:retry-refused ticket=${ticketId} -->`;
+
+export function retryChangedComment(issue: number): string {
+  return [
+    `⚠️ **AgentFactory** did not retry: issue #${issue} was edited after it was labeled \`${FORGE_LABELS.trigger}\`.`,
+    "",
+    "A retry runs the text a maintainer approved by labeling, never later edits. Review the issue as it is now;",
+    `to run it, remove the \`${FORGE_LABELS.trigger}\` label and add it again (a new run with the current text).`,
+  ].join("\n");
+}
 
 /**
  * Applies one ticket to the cluster. Idempotent, so a redelivered ticket changes nothing:
@@ -104,11 +126,13 @@ export async function handleTicket(
   defaults: RunDefaults,
   ticket: Ticket,
   cache?: RunLookup,
+  forge?: RetryForge,
 ): Promise<HandleResult> {
   const ns = defaults.namespace;
   switch (ticket.kind) {
-    case "new":
-    case "retry": {
+    case "retry":
+      return retry(api, defaults, ticket, forge);
+    case "new": {
       const run = runFromTicket(ticket, defaults);
       run.metadata.annotations = { ...run.metadata.annotations, [RECEIVED_AT_ANNOTATION]: ticket.receivedAt };
       const active = await activeRun(api, ns, ticket, cache);
@@ -146,6 +170,77 @@ export async function handleTicket(
   }
 }
 
+/**
+ * `/agentfactory retry`: a new run of the work item's last run, from the ticket text stored on that
+ * run (what a maintainer approved by labeling), never from the issue as it is now. If the issue was
+ * edited since (its title and body no longer match the run's `textDigest`), nothing starts: a comment
+ * says so where the retry was asked for, and a new label is needed. Without a previous run, or while
+ * one is active, there is nothing to retry.
+ */
+async function retry(
+  api: TicketApi,
+  defaults: RunDefaults,
+  ticket: Ticket,
+  forge: RetryForge | undefined,
+): Promise<HandleResult> {
+  const ns = defaults.namespace;
+  const runs = (await api.listRuns(ns, workItemSelector(ticket))).items.filter(
+    (r) => r.spec.ticket.repo === ticket.repo,
+  );
+  const name = runName(ticket);
+  if (runs.some((r) => r.metadata.name === name)) return "exists"; // a redelivered retry
+  const last = runs.sort((a, b) =>
+    String(b.metadata.creationTimestamp ?? "").localeCompare(String(a.metadata.creationTimestamp ?? "")),
+  )[0];
+  if (!last || !isTerminal(last.status?.phase)) return "ignored";
+  const stored = last.spec.ticket;
+  const digest = last.metadata.annotations?.[ANNOTATIONS.textDigest];
+  if (stored.source === "github" && stored.number > 0) {
+    // Without the forge the issue cannot be compared: a GitHub retry never starts unchecked.
+    if (!forge) return "changed";
+    const now = await forge.issue(stored.repo, stored.number, stored.installationId);
+    if (!now) return "ignored";
+    if (!digest || textDigest(now.title, now.body) !== digest) {
+      const where = ticket.pullRequest?.number ?? stored.number;
+      await forge.commentOnce(
+        stored.repo,
+        where,
+        retryChangedMarker(ticket.id),
+        retryChangedComment(stored.number),
+        stored.installationId,
+      );
+      return "changed";
+    }
+  }
+  const { original: _received, ...asked } = ticket;
+  const run = runFromTicket(
+    {
+      ...asked,
+      workItem: stored.workItem,
+      number: stored.number,
+      url: stored.url,
+      title: stored.title,
+      body: stored.body,
+      author: stored.author,
+      labels: stored.labels,
+      ...(stored.installationId ? { installationId: stored.installationId } : {}),
+    },
+    defaults,
+  );
+  run.metadata.annotations = {
+    ...run.metadata.annotations,
+    [RECEIVED_AT_ANNOTATION]: ticket.receivedAt,
+    ...(digest ? { [ANNOTATIONS.textDigest]: digest } : {}),
+  };
+  try {
+    await api.createRun(run);
+    return "created";
+  } catch (err) {
+    if (isAlreadyExists(err)) return "exists";
+    throw err;
+  }
+}
+
 export interface ConsumerOptions {
   js: JetStreamClient;
   api: TicketApi;
@@ -156,6 +251,13 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** The informer's runs, to check new tickets against without an API call. */
   cache?: RunLookup;
+  /** The issue as it is now, for `/agentfactory retry` (with the App's credentials). */
+  forge?: RetryForge;
+  /**
+   * Admits tickets before they are applied (GitHub senders need write permission, asked of the forge).
+   * Absent: a gate without a forge, which refuses every GitHub ticket.
+   */
+  senders?: SenderGate;
 }
 
 /**
@@ -167,8 +269,11 @@ export class TicketConsumer {
   private messages?: { stop(): void };
   private loop?: Promise<void>;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly senders: SenderGate;
 
-  constructor(private readonly o: ConsumerOptions) {}
+  constructor(private readonly o: ConsumerOptions) {
+    this.senders = o.senders ?? new SenderGate({});
+  }
 
   start(): void {
     this.loop = this.run();
@@ -209,7 +314,18 @@ export class TicketConsumer {
     }
     const log = this.o.log.child({ ticket: ticket.id, requestId: ticket.requestId, kind: ticket.kind });
     try {
-      const result = await handleTicket(this.o.api, this.o.defaults, ticket, this.o.cache);
+      const admission = await this.senders.admit(ticket);
+      if (admission.action !== "admit") {
+        // Acked: a refused or irrelevant ticket never becomes valid by being delivered again.
+        m.ack();
+        const result = admission.action === "refuse" ? "refused" : "ignored";
+        if (result === "refused") log.warn({ sender: ticket.sender, reason: admission.reason }, "ticket refused");
+        else log.info({ reason: admission.reason }, "ticket ignored");
+        this.o.metrics?.ticketsTotal.inc({ source: ticket.source, kind: ticket.kind, result });
+        return;
+      }
+      ticket = admission.ticket;
+      const result = await handleTicket(this.o.api, this.o.defaults, ticket, this.o.cache, this.o.forge);
       m.ack();
       log.info({ result }, "ticket applied");
       this.o.metrics?.ticketsTotal.inc({ source: ticket.source, kind: ticket.kind, result });

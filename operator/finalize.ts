@@ -2,6 +2,7 @@ import type { Octokit } from "@octokit/rest";
 import { IncomingWebhook } from "@slack/webhook";
 import type { Logger } from "pino";
 import type { AgentRun, AgentRunStatus } from "../core/agentrun.ts";
+import { isAppLogin } from "../core/findings.ts";
 import { FORGE_LABELS } from "../core/names.ts";
 import type { ObservedJob } from "../core/plan.ts";
 import { type Redactor, redactText } from "../core/redact.ts";
@@ -52,11 +53,12 @@ export class Finalizer {
     // Every ticket's work lands on the forge (ClickUp tasks too); issue-only steps need an issue number.
     if (this.o.forge && status.phase !== "Cancelled") {
       const gh = await this.o.forge.client(ticket.repo, ticket.installationId);
+      const app = await this.o.forge.botLogin();
       const [owner, repo] = ticket.repo.split("/") as [string, string];
       const pr = status.pullRequest;
       if (pr) {
         files = await this.prFiles(gh, owner, repo, pr.number);
-        findings = await this.reviewFindings(gh, owner, repo, pr.number);
+        findings = await this.reviewFindings(gh, owner, repo, pr.number, app);
         await this.updateStats(gh, owner, repo, pr.number, status);
         if (status.round > 0) {
           const labels = Array.from({ length: status.round }, (_, i) => FORGE_LABELS.remediationRound(i + 1));
@@ -67,7 +69,8 @@ export class Finalizer {
       if (ticket.number > 0) await this.removeLabel(gh, owner, repo, ticket.number, FORGE_LABELS.needsClarification);
       if (status.phase === "Escalated") {
         const target = pr?.number ?? ticket.number;
-        if (target > 0 && !(await this.hasComment(gh, owner, repo, target, MARKERS.escalation(run.metadata.name)))) {
+        const marker = MARKERS.escalation(run.metadata.name);
+        if (target > 0 && !(await this.hasComment(gh, owner, repo, target, marker, app))) {
           await this.slack(slackEscalation(run, status));
           await gh.rest.issues.createComment({
             owner,
@@ -78,7 +81,7 @@ export class Finalizer {
         }
       }
       if (status.phase === "Failed" && ticket.number > 0) {
-        if (!(await this.hasComment(gh, owner, repo, ticket.number, MARKERS.failure(run.metadata.name))))
+        if (!(await this.hasComment(gh, owner, repo, ticket.number, MARKERS.failure(run.metadata.name), app)))
           await gh.rest.issues.createComment({
             owner,
             repo,
@@ -100,10 +103,16 @@ export class Finalizer {
     return files.map((f) => f.filename);
   }
 
-  /** Blocking finding titles of the latest AgentFactory review on the PR (embedded JSON, not prose). */
-  private async reviewFindings(gh: Octokit, owner: string, repo: string, pull_number: number): Promise<string[]> {
+  /** Blocking finding titles of the latest review the App posted on the PR (embedded JSON, not prose). */
+  private async reviewFindings(
+    gh: Octokit,
+    owner: string,
+    repo: string,
+    pull_number: number,
+    app: string,
+  ): Promise<string[]> {
     const reviews = await gh.paginate(gh.rest.pulls.listReviews, { owner, repo, pull_number, per_page: 100 });
-    return blockingFindingTitles(reviews.map((r) => ({ body: r.body ?? "", bot: r.user?.type === "Bot" })));
+    return blockingFindingTitles(reviews.map((r) => ({ body: r.body ?? "", byApp: isAppLogin(r.user?.login, app) })));
   }
 
   private async updateStats(gh: Octokit, owner: string, repo: string, pull_number: number, status: AgentRunStatus) {
@@ -129,9 +138,21 @@ export class Finalizer {
     }
   }
 
-  private async hasComment(gh: Octokit, owner: string, repo: string, issue_number: number, marker: string) {
+  /**
+   * Whether the App itself already posted a comment carrying `marker`. Only the App's own comments
+   * count: anyone can paste the hidden marker, and a pasted one must not suppress the comment (or the
+   * Slack alert that goes with it).
+   */
+  private async hasComment(
+    gh: Octokit,
+    owner: string,
+    repo: string,
+    issue_number: number,
+    marker: string,
+    app: string,
+  ) {
     const comments = await gh.paginate(gh.rest.issues.listComments, { owner, repo, issue_number, per_page: 100 });
-    return comments.some((c) => c.body?.includes(marker));
+    return comments.some((c) => isAppLogin(c.user?.login, app) && c.body?.includes(marker));
   }
 
   private async slack(text: string): Promise<void> {

@@ -1,6 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { LABELS } from "../core/names.ts";
-import { buildJob, buildTokenSecret, DEADLINE_MARGIN_SECONDS, stageContext } from "./job.ts";
+import { restrictedViolations } from "../test/chart/pod-security.ts";
+import { loadConfig } from "./config.ts";
+import {
+  buildJob,
+  buildTokenSecret,
+  DEADLINE_MARGIN_SECONDS,
+  SANDBOX_CONTAINER,
+  SANDBOX_DEFAULTS,
+  SANDBOX_SOCKET,
+  SANDBOX_UID,
+  stageContext,
+  VOLUME_SIZE_LIMITS,
+} from "./job.ts";
+import { jobSettings, volumeSizeLimits } from "./main.ts";
 import { agentRun, SETTINGS } from "./testing.ts";
 
 describe("buildJob", () => {
@@ -44,9 +57,80 @@ describe("buildJob", () => {
     });
     expect(c.terminationMessagePolicy).toBe("FallbackToLogsOnError");
     expect(c.resources!.limits).toEqual({ cpu: "1", memory: "1Gi" });
-    expect(pod.volumes!.map((v) => v.name).sort()).toEqual(["home", "tmp", "workspace"]);
-    expect(c.volumeMounts!.map((v) => v.mountPath).sort()).toEqual(["/home/runner", "/tmp", "/workspace"]);
+    expect(pod.volumes!.map((v) => v.name).sort()).toEqual([
+      "home",
+      "sandbox",
+      "sandbox-home",
+      "sandbox-tmp",
+      "tmp",
+      "workspace",
+    ]);
+    expect(c.volumeMounts!.map((v) => v.mountPath).sort()).toEqual([
+      "/home/runner",
+      "/run/agentfactory",
+      "/tmp",
+      "/workspace",
+    ]);
     expect(c.command).toBeUndefined();
+    expect(restrictedViolations(pod)).toEqual([]);
+  });
+
+  it("runs the agent's commands in a sandbox sidecar: another uid, no secrets, its own PID namespace", () => {
+    expect(pod.shareProcessNamespace).toBe(false);
+    expect(pod.securityContext!.fsGroup).toBe(10001);
+    const sandbox = pod.initContainers!.find((x) => x.name === SANDBOX_CONTAINER)!;
+    expect(sandbox).toMatchObject({
+      restartPolicy: "Always",
+      image: SETTINGS.image,
+      command: ["/opt/agentfactory/agentfactory-init"],
+      args: ["sandbox"],
+    });
+    expect(sandbox.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: SANDBOX_UID,
+      runAsGroup: SANDBOX_UID,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(SANDBOX_UID).not.toBe(c.securityContext!.runAsUser);
+    // No secret: no reference in its environment, no secret volume, not the runner's HOME or /tmp.
+    expect(sandbox.env!.filter((e) => e.valueFrom !== undefined)).toEqual([]);
+    expect(sandbox.envFrom).toBeUndefined();
+    expect(JSON.stringify(sandbox.env)).not.toMatch(/TOKEN|KEY|SECRET/);
+    expect(pod.volumes!.filter((v) => !v.emptyDir)).toEqual([]);
+    expect(Object.fromEntries(sandbox.volumeMounts!.map((m) => [m.name, m.mountPath]))).toEqual({
+      workspace: "/workspace",
+      sandbox: "/run/agentfactory",
+      "sandbox-home": "/home/runner",
+      "sandbox-tmp": "/tmp",
+    });
+    const sandboxEnv = Object.fromEntries(sandbox.env!.map((e) => [e.name, e.value]));
+    expect(sandboxEnv.AGENTFACTORY_SANDBOX_SOCKET).toBe(SANDBOX_SOCKET);
+    expect(sandboxEnv.AGENTFACTORY_SANDBOX_NPROC).toBe(String(SANDBOX_DEFAULTS.maxProcesses));
+    expect(env.AGENTFACTORY_SANDBOX_SOCKET!.value).toBe(SANDBOX_SOCKET);
+  });
+
+  it("limits storage and processes: emptyDir sizeLimits, ephemeral storage, RLIMIT_NPROC from the settings", () => {
+    expect(Object.fromEntries(pod.volumes!.map((v) => [v.name, v.emptyDir!.sizeLimit]))).toEqual(VOLUME_SIZE_LIMITS);
+    const sandbox = pod.initContainers![0]!;
+    expect(sandbox.resources!.limits!["ephemeral-storage"]).toBe(SANDBOX_DEFAULTS.resources.ephemeralStorageLimit);
+    const tuned = buildJob(
+      { run, stage: "write", attempt: 1, jobName: "x", secretName: "x", budgetUsd: 1 },
+      {
+        ...SETTINGS,
+        resources: { ...SETTINGS.resources, ephemeralStorageRequest: "1Gi", ephemeralStorageLimit: "3Gi" },
+        sandbox: { maxProcesses: 200 },
+        volumeSizeLimits: { workspace: "20Gi" },
+      },
+    ).spec!.template.spec!;
+    expect(tuned.containers[0]!.resources).toEqual({
+      limits: { cpu: "1", memory: "1Gi", "ephemeral-storage": "3Gi" },
+      requests: { cpu: "100m", memory: "128Mi", "ephemeral-storage": "1Gi" },
+    });
+    expect(tuned.initContainers![0]!.env!.find((e) => e.name === "AGENTFACTORY_SANDBOX_NPROC")!.value).toBe("200");
+    expect(tuned.volumes!.find((v) => v.name === "workspace")!.emptyDir!.sizeLimit).toBe("20Gi");
+    expect(tuned.volumes!.find((v) => v.name === "home")!.emptyDir!.sizeLimit).toBe(VOLUME_SIZE_LIMITS.home);
   });
 
   it("passes the runner contract's environment, secrets by reference only", () => {
@@ -117,5 +201,34 @@ describe("buildTokenSecret", () => {
     const s = buildTokenSecret(agentRun(), "j-1", "write", 1, "ghs_secret");
     expect(Buffer.from(s.data!.GITHUB_TOKEN!, "base64").toString()).toBe("ghs_secret");
     expect(s.metadata!.ownerReferences![0]!.uid).toBe("uid-1");
+  });
+});
+
+describe("jobSettings (the chart's environment)", () => {
+  it("maps the sandbox, ephemeral storage and volume limits, with the job builder's defaults", () => {
+    const defaults = jobSettings(loadConfig({}));
+    expect(defaults.sandbox).toEqual(SANDBOX_DEFAULTS);
+    expect(defaults.volumeSizeLimits).toEqual({});
+    expect(defaults.resources).toMatchObject({ ephemeralStorageRequest: "1Gi", ephemeralStorageLimit: "6Gi" });
+    const tuned = jobSettings(
+      loadConfig({
+        SANDBOX_CPU_LIMIT: "4",
+        SANDBOX_MEMORY_LIMIT: "8Gi",
+        SANDBOX_EPHEMERAL_STORAGE_LIMIT: "20Gi",
+        SANDBOX_MAX_PROCESSES: "300",
+        RUNNER_VOLUME_SIZE_LIMITS: JSON.stringify({ workspace: "20Gi", "sandbox-tmp": "4Gi" }),
+      }),
+    );
+    expect(tuned.sandbox).toEqual({
+      resources: {
+        ...SANDBOX_DEFAULTS.resources,
+        cpuLimit: "4",
+        memoryLimit: "8Gi",
+        ephemeralStorageLimit: "20Gi",
+      },
+      maxProcesses: 300,
+    });
+    expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
+    expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
   });
 });

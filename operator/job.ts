@@ -9,7 +9,12 @@ export interface JobSettings {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   runtimeClassName?: string;
   serviceAccountName?: string;
-  resources: { cpuLimit: string; memoryLimit: string; cpuRequest: string; memoryRequest: string };
+  /** The runner container's resources (ephemeral storage: its writable layer and logs). */
+  resources: ContainerResources;
+  /** The sandbox container, where every command the agent can influence runs (defaults: SANDBOX_DEFAULTS). */
+  sandbox?: Partial<SandboxSettings>;
+  /** emptyDir sizeLimits (defaults: VOLUME_SIZE_LIMITS). */
+  volumeSizeLimits?: Partial<Record<VolumeName, string>>;
   maxTurns: number;
   testCommand?: string;
   ttlSecondsAfterFinished: number;
@@ -20,6 +25,43 @@ export interface JobSettings {
   anthropicBaseUrl?: string;
 }
 
+export interface ContainerResources {
+  cpuLimit: string;
+  memoryLimit: string;
+  cpuRequest: string;
+  memoryRequest: string;
+  ephemeralStorageRequest?: string;
+  ephemeralStorageLimit?: string;
+}
+
+export interface SandboxSettings {
+  resources: ContainerResources;
+  /** RLIMIT_NPROC of the sandbox's uid (counted by the kernel per uid, across the node). */
+  maxProcesses: number;
+}
+
+export const SANDBOX_DEFAULTS: SandboxSettings = {
+  resources: {
+    cpuRequest: "500m",
+    memoryRequest: "1Gi",
+    cpuLimit: "2",
+    memoryLimit: "4Gi",
+    ephemeralStorageRequest: "2Gi",
+    ephemeralStorageLimit: "12Gi",
+  },
+  maxProcesses: 1024,
+};
+
+type VolumeName = "workspace" | "home" | "tmp" | "sandbox" | "sandbox-home" | "sandbox-tmp";
+export const VOLUME_SIZE_LIMITS: Record<VolumeName, string> = {
+  workspace: "8Gi",
+  home: "4Gi",
+  tmp: "1Gi",
+  sandbox: "16Mi",
+  "sandbox-home": "2Gi",
+  "sandbox-tmp": "2Gi",
+};
+
 export interface JobInput {
   run: AgentRun;
   stage: StageName;
@@ -29,6 +71,8 @@ export interface JobInput {
   secretName: string;
   /** What this stage may spend: the run's remaining budget. */
   budgetUsd: number;
+  /** The App's login (`<slug>[bot]`), so the runner counts only the App's own comments and reviews. */
+  botLogin?: string;
 }
 
 /** Key of the forge token in the per-stage Secret. */
@@ -36,6 +80,11 @@ export const TOKEN_KEY = "GITHUB_TOKEN";
 /** Extra seconds the Job deadline grants beyond the controller-enforced stage timeout. */
 export const DEADLINE_MARGIN_SECONDS = 120;
 export const RUNNER_CONTAINER = "runner";
+export const SANDBOX_CONTAINER = "sandbox";
+/** The sandbox's uid: not the runner's (10001), so it can neither signal nor read the runner's processes. */
+export const SANDBOX_UID = 10002;
+/** The sandbox's socket, in the emptyDir both containers mount. */
+export const SANDBOX_SOCKET = "/run/agentfactory/sandbox.sock";
 
 export function ownerReference(run: AgentRun): V1OwnerReference {
   return {
@@ -93,6 +142,7 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
     ...(settings.testCommand ? [{ name: "AGENTFACTORY_TEST_COMMAND", value: settings.testCommand }] : []),
     { name: "GITHUB_API_URL", value: settings.githubApiUrl },
     { name: "GITHUB_SERVER_URL", value: settings.githubServerUrl },
+    ...(input.botLogin ? [{ name: "AGENTFACTORY_BOT_LOGIN", value: input.botLogin }] : []),
     { name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: input.secretName, key: TOKEN_KEY } } },
     {
       name: "ANTHROPIC_API_KEY",
@@ -100,8 +150,20 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
     },
     ...(settings.anthropicBaseUrl ? [{ name: "ANTHROPIC_BASE_URL", value: settings.anthropicBaseUrl }] : []),
     { name: "HOME", value: "/home/runner" },
+    { name: "AGENTFACTORY_SANDBOX_SOCKET", value: SANDBOX_SOCKET },
   ];
-  const dirs = { workspace: "/workspace", home: "/home/runner", tmp: "/tmp" };
+  const dirs = { workspace: "/workspace", home: "/home/runner", tmp: "/tmp", sandbox: "/run/agentfactory" };
+  const sandbox = { ...SANDBOX_DEFAULTS, ...settings.sandbox };
+  const sizeLimits = { ...VOLUME_SIZE_LIMITS, ...settings.volumeSizeLimits };
+  const restricted = (uid: number, gid: number) => ({
+    runAsNonRoot: true,
+    runAsUser: uid,
+    runAsGroup: gid,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  });
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -124,13 +186,43 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
           enableServiceLinks: false,
           ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
+          // Each container has its own PID namespace: the sandbox cannot see, signal or ptrace the runner.
+          shareProcessNamespace: false,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 10001,
             runAsGroup: 10001,
+            // The shared workspace is group-owned by fsGroup (setgid) and both containers have it.
             fsGroup: 10001,
             seccompProfile: { type: "RuntimeDefault" },
           },
+          // A native sidecar: started before the runner, stopped after it; restarted if the agent kills it.
+          initContainers: [
+            {
+              name: SANDBOX_CONTAINER,
+              image: settings.image,
+              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
+              restartPolicy: "Always",
+              command: ["/opt/agentfactory/agentfactory-init"],
+              args: ["sandbox"],
+              // No secret: not in the environment, not in a mount.
+              env: [
+                { name: "AGENTFACTORY_SANDBOX_SOCKET", value: SANDBOX_SOCKET },
+                { name: "AGENTFACTORY_SANDBOX_NPROC", value: String(sandbox.maxProcesses) },
+                { name: "AGENTFACTORY_WORKSPACE", value: "/workspace" },
+                { name: "HOME", value: "/home/runner" },
+              ],
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              resources: containerResources(sandbox.resources),
+              securityContext: restricted(SANDBOX_UID, SANDBOX_UID),
+              volumeMounts: [
+                { name: "workspace", mountPath: "/workspace" },
+                { name: "sandbox", mountPath: "/run/agentfactory" },
+                { name: "sandbox-home", mountPath: "/home/runner" },
+                { name: "sandbox-tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
           containers: [
             {
               name: RUNNER_CONTAINER,
@@ -139,22 +231,12 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
               env: env as never,
               terminationMessagePath: "/dev/termination-log",
               terminationMessagePolicy: "FallbackToLogsOnError",
-              resources: {
-                limits: { cpu: settings.resources.cpuLimit, memory: settings.resources.memoryLimit },
-                requests: { cpu: settings.resources.cpuRequest, memory: settings.resources.memoryRequest },
-              },
-              securityContext: {
-                runAsNonRoot: true,
-                runAsUser: 10001,
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              resources: containerResources(settings.resources),
+              securityContext: restricted(10001, 10001),
               volumeMounts: Object.entries(dirs).map(([name, mountPath]) => ({ name, mountPath })),
             },
           ],
-          volumes: Object.keys(dirs).map((name) => ({ name, emptyDir: {} })),
+          volumes: Object.entries(sizeLimits).map(([name, sizeLimit]) => ({ name, emptyDir: { sizeLimit } })),
         },
       },
     },
@@ -184,3 +266,14 @@ export function buildTokenSecret(
 }
 
 const round4 = (n: number) => Math.round(n * 1e4) / 1e4;
+
+function containerResources(r: ContainerResources): {
+  limits: Record<string, string>;
+  requests: Record<string, string>;
+} {
+  const storage = (v: string | undefined): Record<string, string> => (v ? { "ephemeral-storage": v } : {});
+  return {
+    limits: { cpu: r.cpuLimit, memory: r.memoryLimit, ...storage(r.ephemeralStorageLimit) },
+    requests: { cpu: r.cpuRequest, memory: r.memoryRequest, ...storage(r.ephemeralStorageRequest) },
+  };
+}

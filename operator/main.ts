@@ -17,11 +17,12 @@ import { ensureStreams, TicketConsumer } from "./consumer.ts";
 import { Controller } from "./controller.ts";
 import { Finalizer } from "./finalize.ts";
 import { Forge } from "./forge.ts";
-import type { JobSettings } from "./job.ts";
+import { type JobSettings, SANDBOX_DEFAULTS, VOLUME_SIZE_LIMITS } from "./job.ts";
 import { KubeClient, loadKubeConfig, statusCode } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { describeMissing, formatPermission, missingPermissions } from "./kube/permissions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { SenderGate } from "./senders.ts";
 
 export function jobSettings(c: Config): JobSettings {
   return {
@@ -34,7 +35,11 @@ export function jobSettings(c: Config): JobSettings {
       memoryLimit: c.RUNNER_MEMORY_LIMIT,
       cpuRequest: c.RUNNER_CPU_REQUEST,
       memoryRequest: c.RUNNER_MEMORY_REQUEST,
+      ephemeralStorageRequest: c.RUNNER_EPHEMERAL_STORAGE_REQUEST,
+      ephemeralStorageLimit: c.RUNNER_EPHEMERAL_STORAGE_LIMIT,
     },
+    sandbox: sandboxSettings(c),
+    volumeSizeLimits: volumeSizeLimits(c.RUNNER_VOLUME_SIZE_LIMITS),
     maxTurns: c.RUNNER_MAX_TURNS,
     ...(c.RUNNER_TEST_COMMAND ? { testCommand: c.RUNNER_TEST_COMMAND } : {}),
     ttlSecondsAfterFinished: c.JOB_TTL_SECONDS,
@@ -44,6 +49,33 @@ export function jobSettings(c: Config): JobSettings {
     modelSecretKey: c.MODEL_SECRET_KEY,
     ...(c.ANTHROPIC_BASE_URL ? { anthropicBaseUrl: c.ANTHROPIC_BASE_URL } : {}),
   };
+}
+
+function sandboxSettings(c: Config): JobSettings["sandbox"] {
+  const d = SANDBOX_DEFAULTS.resources;
+  return {
+    resources: {
+      cpuRequest: c.SANDBOX_CPU_REQUEST ?? d.cpuRequest,
+      cpuLimit: c.SANDBOX_CPU_LIMIT ?? d.cpuLimit,
+      memoryRequest: c.SANDBOX_MEMORY_REQUEST ?? d.memoryRequest,
+      memoryLimit: c.SANDBOX_MEMORY_LIMIT ?? d.memoryLimit,
+      ephemeralStorageRequest: c.SANDBOX_EPHEMERAL_STORAGE_REQUEST ?? d.ephemeralStorageRequest,
+      ephemeralStorageLimit: c.SANDBOX_EPHEMERAL_STORAGE_LIMIT ?? d.ephemeralStorageLimit,
+    },
+    maxProcesses: c.SANDBOX_MAX_PROCESSES ?? SANDBOX_DEFAULTS.maxProcesses,
+  };
+}
+
+/** RUNNER_VOLUME_SIZE_LIMITS: JSON of volume name to quantity; unknown names are refused. */
+export function volumeSizeLimits(json: string | undefined): JobSettings["volumeSizeLimits"] {
+  if (!json) return {};
+  const parsed = JSON.parse(json) as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!(name in VOLUME_SIZE_LIMITS)) throw new Error(`RUNNER_VOLUME_SIZE_LIMITS: unknown volume ${name}`);
+    if (value !== null && value !== "") out[name] = String(value);
+  }
+  return out;
 }
 
 function startHttp(c: Config, metrics: Metrics, ready: () => boolean): Promise<Server> {
@@ -160,6 +192,7 @@ export async function main(env: Record<string, string | undefined> = process.env
           privateKey: config.githubPrivateKey,
           apiUrl: config.GITHUB_API_URL,
           ...(config.GITHUB_INSTALLATION_ID ? { defaultInstallationId: config.GITHUB_INSTALLATION_ID } : {}),
+          ...(config.AGENTFACTORY_BOT_LOGIN ? { botLogin: config.AGENTFACTORY_BOT_LOGIN } : {}),
         })
       : undefined;
   if (!forge)
@@ -209,6 +242,8 @@ export async function main(env: Record<string, string | undefined> = process.env
       metrics,
       concurrency: config.TICKET_CONCURRENCY,
       cache: () => runs.list(config.NAMESPACE) as unknown as AgentRun[],
+      ...(forge ? { forge } : {}),
+      senders: new SenderGate({ ...(forge ? { forge } : {}), ttlMs: config.PERMISSION_CACHE_TTL_SECONDS * 1000 }),
     });
     consumer.start();
     log.info("ticket consumer started");

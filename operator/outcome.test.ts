@@ -75,8 +75,8 @@ describe("blockingFindingTitles", () => {
     const body = (n: number, fs: ReturnType<typeof f>[]) =>
       `<!-- agentfactory:run=r stage=review attempt=${n} kind=review -->\n${embedFindings(fs)}`;
     const titles = blockingFindingTitles([
-      { body: body(1, [f("old", true)]), bot: true },
-      { body: body(2, [f("Unvalidated request input", true), f("nit", false)]), bot: true },
+      { body: body(1, [f("old", true)]), byApp: true },
+      { body: body(2, [f("Unvalidated request input", true), f("nit", false)]), byApp: true },
     ]);
     expect(titles).toEqual(["Unvalidated request input"]);
   });

@@ -113,7 +113,9 @@ function world(opts: { failAt?: string } = {}) {
 const ok = (stage: string, extra: object = {}) =>
   ({ stage, outcome: "succeeded", costUsd: 0.1, turns: 2, ...extra }) as StageResultInput;
 const clean = ok("triage", { triage: { verdict: "clear" } });
-const write = ok("write", { write: { prNumber: 4, prUrl: "u", branch: "agent/7-x", headSha: "abc" } });
+const write = ok("write", {
+  write: { prNumber: 4, prUrl: "u", branch: "agent/7-add-a-health-endpoint", headSha: "abc" },
+});
 const review = (blocking: number) =>
   ok("review", { review: { riskTier: "low", checks: { tests: "success" }, findings: { total: blocking, blocking } } });
 

@@ -4,6 +4,14 @@ import { type AgentRun, type AgentRunStatus, type Condition, isTerminal } from "
 import { LABELS } from "../core/names.ts";
 import { type Action, type ObservedJob, type PlanEvent, type PlanOptions, plan } from "../core/plan.ts";
 import type { StageName } from "../core/result.ts";
+import {
+  reportedVerification,
+  VERIFIED_STAGES,
+  type Verification,
+  verifyRemediate,
+  verifyReview,
+  verifyWrite,
+} from "../core/verify.ts";
 import type { Finalizer } from "./finalize.ts";
 import { type Forge, STAGE_PERMISSIONS } from "./forge.ts";
 import { buildJob, buildTokenSecret, type JobSettings } from "./job.ts";
@@ -119,6 +127,7 @@ export class Reconciler {
     const log = this.d.log.child({ run: run.metadata.name });
     const now = this.now();
     const { observed, stuck } = this.observe(run, now);
+    await this.verify(run, observed, log);
     const p = plan(run, observed, now, this.d.planOptions);
     const status = p.status;
     let requeueMs: number | undefined;
@@ -167,6 +176,44 @@ export class Reconciler {
     return requeueMs === undefined ? {} : { requeueAfterMs: requeueMs };
   }
 
+  /**
+   * Checks on the forge what each newly finished write, remediate or review pod claims (core/verify.ts),
+   * before plan() acts on it: only a verified pull request and the App's own review move the run.
+   * Results already folded into the status are not checked again. Forge errors propagate (retried).
+   */
+  private async verify(run: AgentRun, observed: ObservedJob[], log: Logger): Promise<void> {
+    for (const o of observed) {
+      const r = o.result;
+      if (o.state === "Active" || r?.outcome !== "succeeded" || !VERIFIED_STAGES.has(o.stage)) continue;
+      const folded = run.status?.stages.find((s) => s.jobName === o.name);
+      if (folded && folded.outcome !== "Running") continue;
+      const forge = this.d.forge;
+      let v: Verification;
+      if (!forge) v = reportedVerification(run.spec.ticket, r, run.status);
+      else {
+        const { ticket } = run.spec;
+        const app = await forge.botLogin();
+        const number = o.stage === "write" ? r.write?.prNumber : run.status?.pullRequest?.number;
+        const pull = number ? await forge.pull(ticket.repo, number, ticket.installationId) : undefined;
+        if (o.stage === "write") v = verifyWrite(ticket, r, pull, app);
+        else if (o.stage === "remediate") v = verifyRemediate(ticket, run.status, pull, app);
+        else {
+          const reviews = number ? await forge.reviews(ticket.repo, number, ticket.installationId) : [];
+          v = verifyReview(
+            { name: run.metadata.name, ticket, ...(run.status ? { status: run.status } : {}) },
+            o.attempt,
+            r,
+            pull,
+            reviews,
+            app,
+          );
+        }
+      }
+      if (!v.ok) log.warn({ job: o.name, reason: v.reason }, "stage result not verified on the forge");
+      o.verification = v;
+    }
+  }
+
   private async deleteJob(run: AgentRun, name: string): Promise<void> {
     try {
       await this.d.kube.deleteJob(run.metadata.namespace!, name);
@@ -197,8 +244,17 @@ export class Reconciler {
       await this.d.kube.replaceSecret(secret); // a crash left one behind: refresh its token
     }
     const budget = run.spec.budgetUsd - status.costUsd;
+    const botLogin = this.d.forge ? await this.d.forge.botLogin() : undefined;
     const job = buildJob(
-      { run: view, stage, attempt: a.attempt, jobName: a.jobName, secretName: a.jobName, budgetUsd: budget },
+      {
+        run: view,
+        stage,
+        attempt: a.attempt,
+        jobName: a.jobName,
+        secretName: a.jobName,
+        budgetUsd: budget,
+        ...(botLogin ? { botLogin } : {}),
+      },
       this.d.jobSettings,
     );
     try {
@@ -230,7 +286,8 @@ export class Reconciler {
       for (const s of after.stages) {
         const old = before?.stages.find((b) => b.jobName === s.jobName);
         if (s.outcome === "Running" || (old && old.outcome !== "Running")) continue;
-        const blocking = observed.find((j) => j.name === s.jobName)?.result?.review?.findings.blocking ?? 0;
+        const v = observed.find((j) => j.name === s.jobName)?.verification;
+        const blocking = v?.ok ? (v.review?.blocking ?? 0) : 0; // the App's review, not the pod's figure
         stageFinished(m, s, s.model ?? run.spec.model.name, blocking);
       }
       // From ticket receipt (the gateway's clock) or, for runs created by hand, the run's start.

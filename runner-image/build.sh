@@ -91,6 +91,8 @@ else
   echo "image: warning: $hook missing; the image has no hook CLI" >&2
 fi
 [ ! -f "$dist/agentfactory-hook" ] || chmod 0755 "$dist/agentfactory-hook"
+# The sandbox container's PID 1 (a bash script: reaps orphans, starts `runner.mjs sandbox`).
+install -m 0755 runner-image/bin/agentfactory-init "$dist/agentfactory-init"
 step "bundle: $(du -sh "$dist" | cut -f1) in $dist ($(cd "$dist" && ls | paste -sd' ' -))"
 
 # 3. Runner image.

@@ -2,7 +2,6 @@ import { Webhooks } from "@octokit/webhooks";
 import { describe, expect, it } from "vitest";
 import {
   commentPayload,
-  FakeForge,
   FakePublisher,
   issuesPayload,
   memoryLogger,
@@ -14,13 +13,12 @@ import { gatewayMetrics } from "../metrics.ts";
 
 const SECRET = "webhook-secret-for-tests";
 
-function setup({ forge = new FakeForge({ maintainer: "write", admin: "admin", reader: "read" }) } = {}) {
+function setup() {
   const publisher = new FakePublisher();
   const metrics = gatewayMetrics();
   const { logger, lines } = memoryLogger();
   const app = createApp({
     publisher,
-    forge,
     logger,
     metrics,
     config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 64 * 1024 },
@@ -49,7 +47,7 @@ function setup({ forge = new FakeForge({ maintainer: "write", admin: "admin", re
       },
     });
   };
-  return { app, publisher, metrics, lines, forge, deliver };
+  return { app, publisher, metrics, lines, deliver };
 }
 
 const count = async (metrics: ReturnType<typeof gatewayMetrics>, labels: Record<string, string>) =>
@@ -96,10 +94,11 @@ describe("POST /webhooks/github", () => {
     });
     expect(res.status).toBe(202);
     expect(res.headers.get("x-request-id")).toBe("req-1");
-    expect(await res.json()).toMatchObject({ id: "github:72d3162e", kind: "new", duplicate: false });
+    const { id } = (await res.json()) as { id: string };
+    expect(id).toMatch(/^github:[0-9a-f]{32}$/);
     expect(publisher.published).toEqual([
       {
-        id: "github:72d3162e",
+        id,
         kind: "new",
         source: "github",
         deliveryId: "72d3162e",
@@ -112,10 +111,49 @@ describe("POST /webhooks/github", () => {
         title: "Add a health endpoint",
         body: "Please add GET /healthz.",
         author: "reporter",
+        sender: "maintainer",
         labels: ["ai-agent"],
         installationId: 7,
       },
     ]);
+  });
+
+  it("names the ticket by the signed event: another delivery id is the same ticket, a new labeling a new one", async () => {
+    const { deliver, publisher } = setup();
+    const first = (await (await deliver("issues", issuesPayload(), { delivery: "d-a" })).json()) as { id: string };
+    const replay = await deliver("issues", issuesPayload(), { delivery: "d-b" });
+    expect(await replay.json()).toMatchObject({ id: first.id, duplicate: true });
+    const relabel = await deliver("issues", issuesPayload({ updatedAt: "2026-01-02T03:01:00Z" }), { delivery: "d-c" });
+    expect(await relabel.json()).toMatchObject({ duplicate: false });
+    const unlabel = await deliver("issues", issuesPayload({ action: "unlabeled", labels: [] }), { delivery: "d-d" });
+    expect(await unlabel.json()).toMatchObject({ duplicate: false });
+    const c1 = await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", id: 1 }), {
+      delivery: "e",
+    });
+    const c2 = await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", id: 2 }), {
+      delivery: "f",
+    });
+    const idOf = async (r: Response) => ((await r.json()) as { id: string }).id;
+    expect(await idOf(c1)).not.toBe(await idOf(c2));
+    expect(publisher.published.map((t) => t.deliveryId)).toEqual(["d-a", "d-c", "d-d", "e", "f"]);
+  });
+
+  it("answers 422 to a signed event older than 72 hours, and publishes nothing", async () => {
+    const { deliver, publisher, metrics } = setup();
+    const old = "2025-12-30T03:04:04Z"; // 72 h and a second before the app's clock
+    for (const [event, payload] of [
+      ["issues", issuesPayload({ updatedAt: old })],
+      ["issue_comment", commentPayload({ body: "/agentfactory retry", createdAt: old })],
+      ["pull_request_review", reviewPayload({ body: "/agentfactory fix", branch: "agent/42-x", submittedAt: old })],
+    ] as const) {
+      const res = await deliver(event, payload, { delivery: `old-${event}` });
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({ error: expect.stringContaining("replay horizon") });
+    }
+    expect(await count(metrics, { result: "stale" })).toBe(3);
+    const inside = await deliver("issues", issuesPayload({ updatedAt: "2025-12-30T03:04:06Z" }), { delivery: "ok" });
+    expect(inside.status).toBe(202);
+    expect(publisher.published).toHaveLength(1);
   });
 
   it("generates a request id when none is sent and carries it in the ticket", async () => {
@@ -196,7 +234,7 @@ describe("POST /webhooks/github", () => {
     expect(await count(metrics, { result: "unavailable" })).toBe(1);
     publisher.up = true;
     expect((await deliver("issues", issuesPayload(), { delivery: "d-9" })).status).toBe(202);
-    expect(publisher.published.map((t) => t.id)).toEqual(["github:d-9"]);
+    expect(publisher.published.map((t) => t.deliveryId)).toEqual(["d-9"]);
   });
 
   it("answers ping with 200", async () => {
@@ -234,62 +272,22 @@ describe("POST /webhooks/github", () => {
 });
 
 describe("sender permission", () => {
+  // The gateway holds no forge credential: it names the sender, and the operator checks it.
   it.each([
-    ["read", "reader"],
-    ["none", "stranger"],
-  ])("refuses a sender with %s permission: 202, nothing published, logged and counted", async (_p, sender) => {
-    const { deliver, publisher, metrics, lines } = setup();
+    ["a reader", "reader"],
+    ["a stranger", "stranger"],
+  ])("publishes %s's labeling with the sender named, for the operator to check", async (_n, sender) => {
+    const { deliver, publisher } = setup();
     const res = await deliver("issues", issuesPayload({ sender }));
     expect(res.status).toBe(202);
-    expect(await res.json()).toHaveProperty("refused");
-    expect(publisher.published).toHaveLength(0);
-    expect(await count(metrics, { event: "issues.labeled", result: "refused" })).toBe(1);
-    expect((await metrics.permissionChecks.get()).values).toEqual([
-      expect.objectContaining({ labels: { result: "refused" }, value: 1 }),
-    ]);
-    expect(lines.some((l) => l.includes('"sender refused"') && l.includes(sender))).toBe(true);
+    expect(publisher.published[0]).toMatchObject({ kind: "new", sender, author: "reporter" });
   });
 
-  it("lets admins start runs", async () => {
+  it("publishes a delivery that names no installation (the operator looks it up)", async () => {
     const { deliver, publisher } = setup();
-    await deliver("issues", issuesPayload({ sender: "admin" }));
-    expect(publisher.published).toHaveLength(1);
-  });
-
-  it("refuses when the delivery names no installation (nothing to check with)", async () => {
-    const { deliver, publisher } = setup();
-    const res = await deliver("issues", issuesPayload({ installationId: null }));
-    expect(await res.json()).toHaveProperty("refused");
-    expect(publisher.published).toHaveLength(0);
-  });
-
-  it("answers 503 when the forge cannot answer (GitHub redelivers)", async () => {
-    const forge = new FakeForge({ maintainer: "write" });
-    forge.down = true;
-    const { deliver, publisher } = setup({ forge });
-    expect((await deliver("issues", issuesPayload())).status).toBe(503);
-    expect(publisher.published).toHaveLength(0);
-  });
-
-  it("refuses everyone when the app has no forge client", async () => {
-    const publisher = new FakePublisher();
-    const app = createApp({
-      publisher,
-      logger: memoryLogger().logger,
-      config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 65536 },
-    });
-    const body = JSON.stringify(issuesPayload());
-    const res = await app.request("/webhooks/github", {
-      method: "POST",
-      body,
-      headers: {
-        "x-github-event": "issues",
-        "x-github-delivery": "x",
-        "x-hub-signature-256": signGitHub(SECRET, body),
-      },
-    });
-    expect(await res.json()).toHaveProperty("refused");
-    expect(publisher.published).toHaveLength(0);
+    await deliver("issues", issuesPayload({ installationId: null }));
+    expect(publisher.published[0]).toMatchObject({ kind: "new", sender: "maintainer" });
+    expect(publisher.published[0]).not.toHaveProperty("installationId");
   });
 });
 
@@ -322,15 +320,9 @@ describe("comments and reviews", () => {
     ],
     ["a comment on an issue not awaiting a reply", commentPayload({ body: "Nice", labels: ["ai-agent"] })],
     ["a PR comment without a command", commentPayload({ body: "LGTM", pullRequest: true, number: 77 })],
-    [
-      "a command on a PR from a human branch",
-      commentPayload({ body: "/agentfactory fix", pullRequest: true, number: 78 }),
-    ],
     ["/agentfactory fix on an issue", commentPayload({ body: "/agentfactory fix", labels: [] })],
   ])("ignores %s", async (_name, payload) => {
-    const { deliver, publisher } = setup({
-      forge: new FakeForge({ maintainer: "write" }, { 77: "agent/42-x", 78: "feature/y" }),
-    });
+    const { deliver, publisher } = setup();
     const res = await deliver("issue_comment", payload);
     expect(res.status).toBe(202);
     expect(publisher.published).toHaveLength(0);
@@ -340,58 +332,24 @@ describe("comments and reviews", () => {
     ["/agentfactory fix\nPlease handle the null case.", "feedback"],
     ["Thanks.\n  /agentfactory retry", "retry"],
     ["/AgentFactory STOP", "cancel"],
-  ])("turns a PR comment %j on an agent PR into %s", async (body, kind) => {
-    const forge = new FakeForge({ maintainer: "write" }, { 77: "agent/42-add-a-health-endpoint" });
-    const { deliver, publisher } = setup({ forge });
+  ])("turns a PR comment %j into %s, the head branch left to the operator", async (body, kind) => {
+    const { deliver, publisher } = setup();
     await deliver("issue_comment", commentPayload({ body, pullRequest: true, number: 77 }));
     expect(publisher.published[0]).toMatchObject({
       kind,
-      number: 42,
-      workItem: "gh-42",
-      pullRequest: { number: 77, branch: "agent/42-add-a-health-endpoint" },
+      number: 0,
+      workItem: "pull-77",
+      sender: "maintainer",
+      pullRequest: { number: 77 },
       comment: body,
     });
-  });
-
-  it("gives a retry asked for on the PR the issue's text, not the PR's", async () => {
-    const issue = {
-      title: "Add a health endpoint",
-      body: "GET /healthz<!-- x -->",
-      url: "https://github.com/acme/widgets/issues/42",
-      author: "reporter",
-      labels: ["ai-agent"],
-    };
-    const forge = new FakeForge({ maintainer: "write" }, { 77: "agent/42-add" }, { 42: issue });
-    const { deliver, publisher } = setup({ forge });
-    await deliver("issue_comment", commentPayload({ body: "/agentfactory retry", pullRequest: true, number: 77 }));
-    expect(publisher.published[0]).toMatchObject({
-      kind: "retry",
-      workItem: "gh-42",
-      title: "Add a health endpoint",
-      body: "GET /healthz",
-      url: issue.url,
-      author: "reporter",
-      labels: ["ai-agent"],
-      comment: "/agentfactory retry",
-      pullRequest: { number: 77, branch: "agent/42-add" },
-    });
+    expect(publisher.published[0]?.pullRequest).not.toHaveProperty("branch");
   });
 
   it("turns /agentfactory stop on the issue itself into a cancel", async () => {
     const { deliver, publisher } = setup();
     await deliver("issue_comment", commentPayload({ body: "/agentfactory stop", labels: ["ai-agent"] }));
     expect(publisher.published[0]).toMatchObject({ kind: "cancel", workItem: "gh-42" });
-  });
-
-  it("refuses a command from a reader", async () => {
-    const forge = new FakeForge({ reader: "read" }, { 77: "agent/42-x" });
-    const { deliver, publisher } = setup({ forge });
-    const res = await deliver(
-      "issue_comment",
-      commentPayload({ body: "/agentfactory retry", pullRequest: true, number: 77, sender: "reader" }),
-    );
-    expect(await res.json()).toHaveProperty("refused");
-    expect(publisher.published).toHaveLength(0);
   });
 
   it("turns a review with /agentfactory fix on an agent PR into feedback", async () => {

@@ -1,19 +1,15 @@
 import { Webhooks } from "@octokit/webhooks";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { FORGE_LABELS } from "../../core/names.ts";
-import { RepoSlug, type Ticket, type TicketKind } from "../../core/ticket.ts";
-import { canSteer, type ForgePermissions } from "../forge.ts";
+import { FORGE_LABELS, workItemOfBranch } from "../../core/names.ts";
+import { REPLAY_HORIZON_MS } from "../../core/streams.ts";
+import { RepoSlug, type Ticket, type TicketKind, ticketId } from "../../core/ticket.ts";
 import { ignore, type Outcome, type RequestContext } from "../outcome.ts";
 import { sanitizeTicketText } from "../sanitize.ts";
 
 export interface GitHubSourceOptions {
   webhookSecret: string;
   triggerLabel: string;
-  /** Absent: every sender is refused (fail closed). */
-  forge?: ForgePermissions;
-  /** Called for each permission check, for metrics. */
-  onPermissionCheck?: (result: "granted" | "refused") => void;
 }
 
 export interface GitHubDelivery {
@@ -25,7 +21,6 @@ const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** `/agentfactory <command>` at the start of a line of a comment or review. */
 const COMMAND = /^[ \t]*\/agentfactory[ \t]+(fix|retry|stop)\b/im;
 const COMMAND_KIND = { fix: "feedback", retry: "retry", stop: "cancel" } as const satisfies Record<string, TicketKind>;
-const AGENT_BRANCH = /^agent\/(?:(\d+)-)?/;
 
 // Only the fields the gateway reads; a signed payload without them is a 400, never a crash.
 const User = z.object({ login: z.string().min(1), type: z.string().optional() });
@@ -39,6 +34,8 @@ const Issue = z.object({
   user: User,
   labels: z.array(Label).default([]),
   pull_request: z.object({}).loose().nullish(),
+  /** Changes with every labeling, edit and close: with the action and label, it names one issues event. */
+  updated_at: z.string(),
 });
 const Envelope = z.object({
   action: z.string().optional(),
@@ -49,10 +46,21 @@ const Envelope = z.object({
 const IssuesEvent = Envelope.extend({ issue: Issue, label: Label.nullish() });
 const IssueCommentEvent = Envelope.extend({
   issue: Issue,
-  comment: z.object({ body: z.string().nullish(), user: User, html_url: z.string().optional() }),
+  comment: z.object({
+    id: z.number().int().positive(),
+    body: z.string().nullish(),
+    user: User,
+    html_url: z.string().optional(),
+    created_at: z.string(),
+  }),
 });
 const ReviewEvent = Envelope.extend({
-  review: z.object({ body: z.string().nullish(), user: User }),
+  review: z.object({
+    id: z.number().int().positive(),
+    body: z.string().nullish(),
+    user: User,
+    submitted_at: z.string(),
+  }),
   pull_request: z.object({
     number: z.number().int().positive(),
     title: z.string(),
@@ -65,7 +73,8 @@ type Envelope = z.infer<typeof Envelope>;
 
 interface PullRequestText {
   number: number;
-  branch: string;
+  /** Absent for a comment on a pull request: the event does not carry it, the operator asks the forge. */
+  branch?: string;
   title: string;
   body: string;
   url: string;
@@ -89,41 +98,20 @@ const isBot = (user: { login: string; type?: string | undefined }) =>
  * - `/agentfactory fix|retry|stop` in a comment or review on an agent PR (`agent/…` branch) →
  *   `feedback` / `retry` / `cancel`; `retry`/`stop` also work on the issue itself
  * - `ping` → 200; anything else, and anything a bot sends, → ignored.
- * Starting or steering requires write permission of the sender, asked of the forge.
+ * Starting or steering requires write permission of the sender: the ticket names the sender, and the
+ * operator (which holds the App key; the internet-facing gateway does not) checks it before acting.
  *
  * @example
- * const github = githubSource({ webhookSecret, triggerLabel: "ai-agent", forge });
+ * const github = githubSource({ webhookSecret, triggerLabel: "ai-agent" });
  * const outcome = await github({ rawBody, headers }, { requestId, receivedAt });
  */
-export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionCheck }: GitHubSourceOptions) {
+export function githubSource({ webhookSecret, triggerLabel }: GitHubSourceOptions) {
   const webhooks = new Webhooks({ secret: webhookSecret });
 
   const verify = async (rawBody: string, signature: string | null): Promise<boolean> => {
     if (!signature || !rawBody) return false;
     // verify() throws on a missing or malformed signature; both are just "not verified".
     return webhooks.verify(rawBody, signature).catch(() => false);
-  };
-
-  const uncheckable = (user: string, event: string): Outcome => {
-    onPermissionCheck?.("refused");
-    const why = forge ? "the delivery names no App installation" : "no forge client is configured";
-    return { action: "refuse", event, sender: user, reason: `cannot check sender permission: ${why}` };
-  };
-
-  /** Undefined when the sender may start or steer runs, else the refusal. */
-  const steerable = async (env: Envelope, user: string, event: string): Promise<Outcome | undefined> => {
-    if (!forge || !env.installation) return uncheckable(user, event);
-    const permission = await forge.permission({
-      installationId: env.installation.id,
-      repo: env.repository.full_name,
-      user,
-    });
-    if (canSteer(permission)) {
-      onPermissionCheck?.("granted");
-      return undefined;
-    }
-    onPermissionCheck?.("refused");
-    return { action: "refuse", event, sender: user, reason: `sender permission is ${permission}, needs write` };
   };
 
   return async function handle({ rawBody, headers }: GitHubDelivery, ctx: RequestContext): Promise<Outcome> {
@@ -140,14 +128,30 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
     const event = action ? `${name}.${action}` : name;
     if (name === "ping") return ignore(event, "pong", 200);
 
+    /**
+     * The ticket id names the event, from the signed body: the same event under a new X-GitHub-Delivery
+     * (a captured webhook replayed) is the same ticket, and the broker drops it inside its window.
+     */
+    let eventId = "";
+    const identify = (env: Envelope, number: number, parts: (string | number)[], at: string) => {
+      const time = Date.parse(at);
+      if (Number.isNaN(time)) throw new HTTPException(400, { message: "unexpected payload: event time" });
+      if (Date.parse(ctx.receivedAt) - time > REPLAY_HORIZON_MS) {
+        throw new HTTPException(422, {
+          message: `event of ${at} is older than the ${REPLAY_HORIZON_MS / 3600_000} h replay horizon`,
+        });
+      }
+      eventId = ticketId("github", [env.repository.full_name.toLowerCase(), number, event, ...parts]);
+    };
     const base = (env: Envelope, kind: TicketKind) => ({
-      id: `github:${deliveryId}`,
+      id: eventId,
       kind,
       source: "github" as const,
       deliveryId,
       requestId: ctx.requestId,
       receivedAt: ctx.receivedAt,
       repo: env.repository.full_name,
+      sender: env.sender.login,
       ...(env.installation ? { installationId: env.installation.id } : {}),
     });
     const fromIssue = (
@@ -174,27 +178,21 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
     };
 
     /**
-     * A ticket for a command on an agent PR. The run's work item comes from the branch
-     * (`agent/<issue>-<slug>` → `gh-<issue>`); branches of non-GitHub tickets carry no number, so
-     * the work item is then the branch itself and the operator matches by `pullRequest.number`.
-     * A retry starts a new run, so it carries the issue's text (asked of the forge), not the PR's.
+     * A ticket for a command on a pull request. With the head branch (reviews), the run's work item
+     * comes from it (`agent/<issue>-<slug>` → `gh-<issue>`; branches of non-GitHub tickets carry no
+     * number, the branch is then the work item). Without it (comments), the operator resolves it.
      */
-    const fromPullRequest = async (env: Envelope, kind: TicketKind, pr: PullRequestText): Promise<Ticket> => {
-      const number = Number(AGENT_BRANCH.exec(pr.branch)?.[1] ?? 0);
-      const issue =
-        kind === "retry" && number > 0 && forge && env.installation
-          ? await forge.issue({ installationId: env.installation.id, repo: env.repository.full_name, number })
-          : undefined;
-      const text = issue ?? pr;
+    const fromPullRequest = (env: Envelope, kind: TicketKind, pr: PullRequestText): Ticket => {
+      const item = pr.branch ? workItemOfBranch(pr.branch) : undefined;
       return {
         ...base(env, kind),
-        number,
-        workItem: number > 0 ? `gh-${number}` : pr.branch,
-        url: text.url,
-        author: issue ? issue.author : pr.author,
-        labels: text.labels,
-        pullRequest: { number: pr.number, branch: pr.branch },
-        ...sanitizeTicketText({ title: text.title, body: text.body, comment: pr.comment }),
+        number: item?.number ?? 0,
+        workItem: item?.workItem ?? `pull-${pr.number}`,
+        url: pr.url,
+        author: pr.author,
+        labels: pr.labels,
+        pullRequest: { number: pr.number, ...(pr.branch ? { branch: pr.branch } : {}) },
+        ...sanitizeTicketText({ title: pr.title, body: pr.body, comment: pr.comment }),
       };
     };
 
@@ -203,6 +201,7 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
       case "issues.unlabeled":
       case "issues.closed": {
         const env = parse(IssuesEvent, payload);
+        identify(env, env.issue.number, [env.label?.name ?? "", env.issue.updated_at], env.issue.updated_at);
         if (isBot(env.sender)) return ignore(event, "sender is a bot");
         if (env.issue.pull_request) return ignore(event, "pull requests are not tickets");
         const labels = env.issue.labels.map((l) => l.name);
@@ -212,34 +211,23 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
         if (action === "closed" && !labels.some((l) => l === triggerLabel || l === FORGE_LABELS.needsClarification)) {
           return ignore(event, "issue was not a ticket");
         }
-        const refused = await steerable(env, env.sender.login, event);
-        if (refused) return refused;
         const kind = action === "labeled" ? "new" : "cancel";
         const author = kind === "new" ? env.issue.user.login : env.sender.login;
         return { action: "publish", event, ticket: fromIssue(env, kind, env.issue, author) };
       }
       case "issue_comment.created": {
         const env = parse(IssueCommentEvent, payload);
+        identify(env, env.issue.number, [env.comment.id], env.comment.created_at);
         if (isBot(env.sender) || isBot(env.comment.user)) return ignore(event, "sender is a bot");
         const body = env.comment.body ?? "";
         const command = commandOf(body);
         if (env.issue.pull_request) {
           if (!command) return ignore(event, "no command");
-          if (!forge || !env.installation) return uncheckable(env.sender.login, event);
-          const branch = await forge.pullRequestBranch({
-            installationId: env.installation.id,
-            repo: env.repository.full_name,
-            number: env.issue.number,
-          });
-          if (!branch || !AGENT_BRANCH.test(branch)) return ignore(event, "not an agent pull request");
-          const refused = await steerable(env, env.sender.login, event);
-          if (refused) return refused;
           return {
             action: "publish",
             event,
-            ticket: await fromPullRequest(env, COMMAND_KIND[command], {
+            ticket: fromPullRequest(env, COMMAND_KIND[command], {
               number: env.issue.number,
-              branch,
               title: env.issue.title,
               body: env.issue.body ?? "",
               url: env.issue.html_url,
@@ -253,24 +241,21 @@ export function githubSource({ webhookSecret, triggerLabel, forge, onPermissionC
         if (command === "retry" || command === "stop") kind = COMMAND_KIND[command];
         else if (env.issue.labels.some((l) => l.name === FORGE_LABELS.needsClarification)) kind = "reply";
         else return ignore(event, "issue does not await a clarification");
-        const refused = await steerable(env, env.sender.login, event);
-        if (refused) return refused;
         return { action: "publish", event, ticket: fromIssue(env, kind, env.issue, env.comment.user.login, body) };
       }
       case "pull_request_review.submitted": {
         const env = parse(ReviewEvent, payload);
+        identify(env, env.pull_request.number, [env.review.id], env.review.submitted_at);
         if (isBot(env.sender) || isBot(env.review.user)) return ignore(event, "sender is a bot");
         const body = env.review.body ?? "";
         const command = commandOf(body);
         if (!command) return ignore(event, "no command");
         const pr = env.pull_request;
-        if (!AGENT_BRANCH.test(pr.head.ref)) return ignore(event, "not an agent pull request");
-        const refused = await steerable(env, env.sender.login, event);
-        if (refused) return refused;
+        if (!workItemOfBranch(pr.head.ref)) return ignore(event, "not an agent pull request");
         return {
           action: "publish",
           event,
-          ticket: await fromPullRequest(env, COMMAND_KIND[command], {
+          ticket: fromPullRequest(env, COMMAND_KIND[command], {
             number: pr.number,
             branch: pr.head.ref,
             title: pr.title,

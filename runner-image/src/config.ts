@@ -59,9 +59,12 @@ const Env = z.object({
   AGENTFACTORY_MAX_STOP_BLOCKS: z.coerce.number().int().positive().default(3),
   AGENTFACTORY_BASH_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   AGENTFACTORY_TEST_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
+  AGENTFACTORY_SANDBOX_SOCKET: z.string().optional(),
   GITHUB_API_URL: z.string().default("https://api.github.com"),
   GITHUB_SERVER_URL: z.string().default("https://github.com"),
   GITHUB_TOKEN: z.string().default(""),
+  /** The App's login (`<slug>[bot]`): only its comments and reviews count as the factory's own. */
+  AGENTFACTORY_BOT_LOGIN: z.string().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
   ANTHROPIC_AUTH_TOKEN: z.string().optional(),
   ANTHROPIC_BASE_URL: z.string().optional(),
@@ -94,7 +97,9 @@ export interface RunnerConfig {
   maxStopBlocks: number;
   bashTimeoutMs: number;
   testTimeoutMs: number;
-  github: { apiUrl: string; serverUrl: string; token: string };
+  /** The sandbox container's socket: where every command the agent can influence runs. Unset: locally. */
+  sandboxSocket?: string;
+  github: { apiUrl: string; serverUrl: string; token: string; botLogin?: string };
   anthropic: {
     apiKey?: string;
     authToken?: string;
@@ -159,10 +164,12 @@ export function loadConfig(env: Record<string, string | undefined>): RunnerConfi
     maxStopBlocks: e.AGENTFACTORY_MAX_STOP_BLOCKS,
     bashTimeoutMs: e.AGENTFACTORY_BASH_TIMEOUT_MS,
     testTimeoutMs: e.AGENTFACTORY_TEST_TIMEOUT_MS,
+    sandboxSocket: e.AGENTFACTORY_SANDBOX_SOCKET || undefined,
     github: {
       apiUrl: e.GITHUB_API_URL.replace(/\/$/, ""),
       serverUrl: e.GITHUB_SERVER_URL.replace(/\/$/, ""),
       token: e.GITHUB_TOKEN,
+      ...(e.AGENTFACTORY_BOT_LOGIN ? { botLogin: e.AGENTFACTORY_BOT_LOGIN } : {}),
     },
     anthropic: {
       apiKey: e.ANTHROPIC_API_KEY,

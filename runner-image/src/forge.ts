@@ -1,4 +1,5 @@
 import { Octokit } from "@octokit/rest";
+import { isAppLogin } from "../../core/findings.ts";
 import { type Redactor, redactText } from "../../core/redact.ts";
 
 export interface PullRef {
@@ -18,9 +19,12 @@ export class Forge {
   readonly owner: string;
   readonly repo: string;
   private readonly octokit: Octokit;
+  /** The App's login (`<slug>[bot]`, AGENTFACTORY_BOT_LOGIN): only its comments and reviews are ours. */
+  private readonly botLogin: string | undefined;
   private readonly redact: Redactor;
 
-  constructor(opts: { apiUrl: string; token: string; repo: string; redact?: Redactor }) {
+  constructor(opts: { apiUrl: string; token: string; repo: string; botLogin?: string; redact?: Redactor }) {
+    this.botLogin = opts.botLogin || undefined;
     const [owner, repo] = opts.repo.split("/");
     this.owner = owner ?? "";
     this.repo = repo ?? "";
@@ -41,7 +45,8 @@ export class Forge {
     return (await this.octokit.rest.repos.get(this.r)).data.default_branch;
   }
 
-  async comments(issue: number): Promise<{ id: number; body: string; user: string; bot: boolean; url: string }[]> {
+  /** `byApp`: posted by the App itself (exact login); false for everyone else, other bots included. */
+  async comments(issue: number): Promise<{ id: number; body: string; user: string; byApp: boolean; url: string }[]> {
     const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
       ...this.r,
       issue_number: issue,
@@ -51,7 +56,7 @@ export class Forge {
       id: c.id,
       body: c.body ?? "",
       user: c.user?.login ?? "",
-      bot: c.user?.type === "Bot",
+      byApp: isAppLogin(c.user?.login, this.botLogin),
       url: c.html_url,
     }));
   }
@@ -65,8 +70,8 @@ export class Forge {
     marker: string,
     body: string,
   ): Promise<{ id: number; url: string; reused: boolean }> {
-    // Only a bot's comment counts: a person quoting the marker must not suppress ours.
-    const existing = (await this.comments(issue)).find((c) => c.bot && c.body.includes(marker));
+    // Only the App's own comment counts: a person (or another bot) pasting the marker must not suppress ours.
+    const existing = (await this.comments(issue)).find((c) => c.byApp && c.body.includes(marker));
     if (existing) return { id: existing.id, url: existing.url, reused: true };
     const { data } = await this.octokit.rest.issues.createComment({
       ...this.r,
@@ -179,7 +184,7 @@ export class Forge {
     }
   }
 
-  async reviews(pr: number): Promise<{ id: number; body: string; user: string; bot: boolean; commitId: string }[]> {
+  async reviews(pr: number): Promise<{ id: number; body: string; user: string; byApp: boolean; commitId: string }[]> {
     const all = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, {
       ...this.r,
       pull_number: pr,
@@ -189,7 +194,7 @@ export class Forge {
       id: r.id,
       body: r.body ?? "",
       user: r.user?.login ?? "",
-      bot: r.user?.type === "Bot",
+      byApp: isAppLogin(r.user?.login, this.botLogin),
       commitId: r.commit_id ?? "",
     }));
   }
@@ -200,7 +205,7 @@ export class Forge {
     marker: string,
     review: { commitId: string; body: string; comments: { path: string; line: number; body: string }[] },
   ): Promise<{ id: number; reused: boolean }> {
-    const existing = (await this.reviews(pr)).find((r) => r.bot && r.body.includes(marker));
+    const existing = (await this.reviews(pr)).find((r) => r.byApp && r.body.includes(marker));
     if (existing) return { id: existing.id, reused: true };
     const create = (comments: typeof review.comments) =>
       this.octokit.rest.pulls.createReview({

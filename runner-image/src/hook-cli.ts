@@ -8,6 +8,7 @@ import { checkedOutBranch } from "./git.ts";
 import type { Gate, HookInput } from "./hooks/engine.ts";
 import { pathGate, safetyGate, testsGate } from "./hooks/gates.ts";
 import { createRedactor } from "./hooks/redact.ts";
+import { LocalExecutor } from "./sandbox/local.ts";
 import { detectTestCommand } from "./tests-command.ts";
 import { toolEnv } from "./tools/index.ts";
 
@@ -144,6 +145,7 @@ function boundedTests(project: string, env: Record<string, string | undefined>):
     cwd: project,
     env: toolEnv(env, project),
     timeoutMs: Number(env.AGENTFACTORY_TEST_TIMEOUT_MS || 600_000),
+    executor: new LocalExecutor(),
   });
   return {
     name: "tests",

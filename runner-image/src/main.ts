@@ -1,10 +1,11 @@
 import { createModelClient } from "./agent/client.ts";
-import { loadConfig, type RunnerConfig } from "./config.ts";
+import { isSecretName, loadConfig, type RunnerConfig } from "./config.ts";
 import { Forge } from "./forge.ts";
 import { hookCli } from "./hook-cli.ts";
 import { createRedactor } from "./hooks/redact.ts";
 import { createLogger } from "./log.ts";
 import { writeResult } from "./result.ts";
+import { createExecutor, startSandbox } from "./sandbox/server.ts";
 import { unsealEnvironment } from "./seal.ts";
 import type { StageDeps, StageOutput } from "./stages/common.ts";
 import { remediate } from "./stages/remediate.ts";
@@ -16,10 +17,14 @@ const STAGES = { triage, write, review, remediate } as const;
 
 /**
  * The runner's entrypoint: `node runner.mjs` runs the stage named by AGENTFACTORY_STAGE and writes
- * its result to the termination log; `node runner.mjs hook <gate>` is the standalone hook command.
+ * its result to the termination log; `node runner.mjs hook <gate>` is the standalone hook command;
+ * `node runner.mjs sandbox` is the stage pod's sandbox container (src/sandbox/server.ts).
  */
 async function main(): Promise<number> {
   if (process.argv[2] === "hook") return hookCli(process.argv.slice(3));
+  if (process.argv[2] === "sandbox") return sandboxMain();
+  // Files the runner writes into the shared workspace stay writable for the sandbox (the pod's fsGroup).
+  process.umask(0o002);
   const env = unsealEnvironment();
   let config: RunnerConfig;
   try {
@@ -55,17 +60,20 @@ async function main(): Promise<number> {
         apiUrl: config.github.apiUrl,
         token: config.github.token,
         repo: config.ticket.repo,
+        ...(config.github.botLogin ? { botLogin: config.github.botLogin } : {}),
         redact,
       }),
       redact,
       log,
       baseEnv: env,
+      executor: createExecutor(config.sandboxSocket),
     };
     log("stage start", {
       model: config.model,
       provider: config.provider,
       budgetUsd: config.budgetUsd,
       maxTurns: config.maxTurns,
+      sandbox: config.sandboxSocket ? "container" : "local",
     });
     result = await STAGES[config.stage](deps);
   } catch (err) {
@@ -86,6 +94,31 @@ async function main(): Promise<number> {
     summary: redact(String(result.summary ?? "")).slice(0, 300),
   });
   return writeResult(config.terminationLog, result, redact);
+}
+
+/**
+ * The sandbox container: serves the runner's commands until the pod ends it (SIGTERM). It refuses to
+ * start with a secret in its environment: the point of it is to hold none.
+ */
+async function sandboxMain(): Promise<number> {
+  const socketPath = process.env.AGENTFACTORY_SANDBOX_SOCKET;
+  const log = createLogger({ component: "sandbox" }, (s) => s);
+  if (!socketPath) {
+    process.stderr.write("sandbox: AGENTFACTORY_SANDBOX_SOCKET is not set\n");
+    return 2;
+  }
+  const secrets = Object.keys(process.env).filter((k) => isSecretName(k) && process.env[k]);
+  if (secrets.length) {
+    process.stderr.write(`sandbox: refusing to start with secrets in the environment (${secrets.join(", ")})\n`);
+    return 2;
+  }
+  const sandbox = await startSandbox({ socketPath, log });
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+  await sandbox.close();
+  return 0;
 }
 
 /**

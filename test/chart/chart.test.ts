@@ -195,7 +195,7 @@ describe("env contract", () => {
 });
 
 describe("gateway", () => {
-  it("takes webhook secrets from the referenced Secret, optional ones optional, and mounts no token", () => {
+  it("takes webhook secrets from the referenced Secret, optional ones optional, and holds no token nor App key", () => {
     const gw = find(rendered.default, "Deployment", "-gateway");
     const env = envOf(container(gw, "gateway"));
     expect(env.get("GITHUB_WEBHOOK_SECRET").valueFrom.secretKeyRef).toEqual({
@@ -204,7 +204,13 @@ describe("gateway", () => {
     });
     for (const name of ["CLICKUP_WEBHOOK_SECRET", "CLICKUP_API_TOKEN", "DISPATCH_TOKEN"])
       expect(env.get(name).valueFrom.secretKeyRef.optional, name).toBe(true);
-    expect(env.get("GITHUB_APP_PRIVATE_KEY").valueFrom.secretKeyRef.key).toBe("private-key.pem");
+    // The internet-facing gateway holds no GitHub App credential (the operator checks senders).
+    for (const variant of ["default", "full"] as const) {
+      const names = [...envOf(container(find(rendered[variant], "Deployment", "-gateway"), "gateway")).keys()];
+      expect(names.filter((n) => n.startsWith("GITHUB_APP") || n === "GITHUB_API_URL")).toEqual([]);
+      const mounts = find(rendered[variant], "Deployment", "-gateway").spec.template.spec.volumes ?? [];
+      expect(JSON.stringify(mounts)).not.toContain("github-app");
+    }
     expect(env.get("TRIGGER_LABEL").value).toBe("ai-agent");
     expect(env.get("PORT").value).toBe("8080");
     expect(gw.spec.template.spec.automountServiceAccountToken).toBe(false);

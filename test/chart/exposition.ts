@@ -84,7 +84,6 @@ export function gatewayExposition(): Exposition {
     m.webhookDuration.observe({ source: "github", result: "accepted" }, 0.012 + (step % 4) * 0.01);
     m.webhookDuration.observe({ source: "clickup", result: "accepted" }, 0.02);
     m.publishDuration.observe({ source: "github", outcome: "ok" }, 0.002 + (step % 3) * 0.002);
-    m.permissionChecks.inc({ result: "granted" });
   };
   advance();
   return { registry: m.registry, advance };

@@ -15,6 +15,7 @@ import { type ObservedJob, plan } from "../../core/plan.ts";
 import { type StageName, StageResult, type StageResultInput } from "../../core/result.ts";
 import { runFromTicket } from "../../core/run-from-ticket.ts";
 import { Ticket, type TicketInput } from "../../core/ticket.ts";
+import { reportedVerification } from "../../core/verify.ts";
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -150,7 +151,13 @@ function lifecycle(): { run: AgentRun; statuses: AgentRun["status"][] } {
       active,
       typeof r === "string"
         ? { state: "Failed", infraError: r, completionTime: new Date(now).toISOString() }
-        : { state: "Succeeded", result: r, completionTime: new Date(now).toISOString() },
+        : {
+            state: "Succeeded",
+            result: r,
+            completionTime: new Date(now).toISOString(),
+            // What the operator checks on the forge (here: the pod's figures, as without the App).
+            ...(r.stage !== "triage" ? { verification: reportedVerification(run.spec.ticket, r, run.status) } : {}),
+          },
     );
   };
   const blocking = result("review", {
@@ -175,7 +182,12 @@ function lifecycle(): { run: AgentRun; statuses: AgentRun["status"][] } {
   step();
   end(
     result("write", {
-      write: { prNumber: 42, prUrl: "https://github.com/acme/demo/pull/42", branch: "agent/7-add", headSha: "a1" },
+      write: {
+        prNumber: 42,
+        prUrl: "https://github.com/acme/demo/pull/42",
+        branch: "agent/7-add-a-health-endpoint",
+        headSha: "a1",
+      },
     }),
   );
   step();

@@ -93,7 +93,7 @@ export interface WorldOptions {
   /** Default: env CONTROL_PLANE ("real" or "sim"), else "sim". */
   controlPlane?: ControlPlaneKind;
   scenario: Scenario;
-  /** Users and their permission on every repository (the gateway checks senders). */
+  /** Users and their permission on every repository (the operator checks senders). */
   users?: Record<string, "admin" | "write" | "read" | "none">;
   /** Called with every log line of the gateway and the operator (the demo shows progress). */
   onLog?: (source: "gateway" | "operator", line: string) => void;
@@ -173,9 +173,6 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       HOST: "127.0.0.1",
       ...nats.env("gateway"),
       GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      GITHUB_APP_ID: String(github.appId),
-      GITHUB_APP_PRIVATE_KEY: github.privateKeyPem,
-      GITHUB_API_URL: github.apiUrl,
       LOG_LEVEL: "info",
     });
     stops.push(() => stopProcess(gateway.proc));
@@ -196,6 +193,8 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       LEADER_ELECTION: "true",
       STAGE_TIMEOUT_SECONDS: "300",
       LOG_LEVEL: "info",
+      // The image the Jobs name (the kubelet runs a container's own image): RUNNER_IMAGE=… picks a build.
+      ...(process.env.RUNNER_IMAGE ? { RUNNER_IMAGE: process.env.RUNNER_IMAGE } : {}),
       ...opts.operatorEnv,
     };
     const launchOperator = () =>
@@ -242,7 +241,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   }
 }
 
-async function startProcess(
+export async function startProcess(
   name: "gateway" | "operator",
   entry: string,
   portPattern: RegExp,
@@ -283,7 +282,7 @@ async function startProcess(
   return { proc, logs, port: p, url: `http://127.0.0.1:${p}` };
 }
 
-async function stopProcess(proc: ChildProcess): Promise<void> {
+export async function stopProcess(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   proc.kill("SIGTERM");

@@ -4,7 +4,6 @@ import type { Logger } from "pino";
 import type { Ticket } from "../../core/ticket.ts";
 import type { ClickUpClient, ClickUpTask } from "../../gateway/clickup-api.ts";
 import { Unavailable } from "../../gateway/errors.ts";
-import type { ForgePermissions, IssueText, RepoPermission } from "../../gateway/forge.ts";
 import { createLogger } from "../../gateway/log.ts";
 import type { PublishAck, TicketPublisher } from "../../gateway/publisher.ts";
 
@@ -26,30 +25,6 @@ export class FakePublisher implements TicketPublisher {
     return this.up;
   }
   async close(): Promise<void> {}
-}
-
-/** Permissions by login; anyone else has "none". `pulls` maps PR number → head branch. */
-export class FakeForge implements ForgePermissions {
-  calls = 0;
-  down = false;
-  constructor(
-    readonly users: Record<string, RepoPermission> = {},
-    readonly pulls: Record<number, string> = {},
-    readonly issues: Record<number, IssueText> = {},
-  ) {}
-  async permission({ user }: { user: string }): Promise<RepoPermission> {
-    this.calls++;
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.users[user] ?? "none";
-  }
-  async pullRequestBranch({ number }: { number: number }): Promise<string | undefined> {
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.pulls[number];
-  }
-  async issue({ number }: { number: number }): Promise<IssueText | undefined> {
-    if (this.down) throw new Unavailable("forge", "down");
-    return this.issues[number];
-  }
 }
 
 export class FakeClickUp implements ClickUpClient {
@@ -91,7 +66,12 @@ export interface IssueOptions {
   state?: string;
   repo?: string;
   installationId?: number | null;
+  /** `issue.updated_at`: with the action and label, what names one issues event (default 2026-01-02T03:00:00Z). */
+  updatedAt?: string;
 }
+
+/** When the fixtures' events happened: shortly before the test apps' clock (2026-01-02T03:04:05Z). */
+export const EVENT_TIME = "2026-01-02T03:00:00Z";
 
 /** An `issues` webhook payload (the fields GitHub sends that matter here, plus some bulk). */
 export function issuesPayload(o: IssueOptions = {}): Record<string, unknown> {
@@ -107,6 +87,7 @@ export function issuesPayload(o: IssueOptions = {}): Record<string, unknown> {
       state: o.state ?? "open",
       user: { login: "reporter", type: "User" },
       labels: (o.labels ?? [o.label ?? "ai-agent"]).map((name) => ({ name, color: "ededed" })),
+      updated_at: o.updatedAt ?? EVENT_TIME,
     },
     label: { name: o.label ?? "ai-agent" },
     repository: { full_name: repo, name: repo.split("/")[1], owner: { login: repo.split("/")[0] } },
@@ -122,6 +103,9 @@ export function commentPayload(o: {
   labels?: string[];
   pullRequest?: boolean;
   number?: number;
+  /** The comment's id (default 9001): what names the event. */
+  id?: number;
+  createdAt?: string;
 }): Record<string, unknown> {
   const base = issuesPayload({ labels: o.labels ?? [], number: o.number ?? 42 });
   const issue = base.issue as Record<string, unknown>;
@@ -129,16 +113,33 @@ export function commentPayload(o: {
     ...base,
     action: "created",
     issue: { ...issue, ...(o.pullRequest ? { pull_request: { url: "https://api.github.com/x" } } : {}) },
-    comment: { body: o.body, user: { login: o.sender ?? "maintainer", type: o.senderType ?? "User" } },
+    comment: {
+      id: o.id ?? 9001,
+      body: o.body,
+      user: { login: o.sender ?? "maintainer", type: o.senderType ?? "User" },
+      created_at: o.createdAt ?? EVENT_TIME,
+    },
     sender: { login: o.sender ?? "maintainer", type: o.senderType ?? "User" },
   };
 }
 
-export function reviewPayload(o: { body: string | null; branch: string; sender?: string }): Record<string, unknown> {
+export function reviewPayload(o: {
+  body: string | null;
+  branch: string;
+  sender?: string;
+  id?: number;
+  submittedAt?: string;
+}): Record<string, unknown> {
   const base = issuesPayload({});
   return {
     action: "submitted",
-    review: { body: o.body, state: "commented", user: { login: o.sender ?? "maintainer", type: "User" } },
+    review: {
+      id: o.id ?? 5001,
+      body: o.body,
+      state: "commented",
+      user: { login: o.sender ?? "maintainer", type: "User" },
+      submitted_at: o.submittedAt ?? EVENT_TIME,
+    },
     pull_request: {
       number: 77,
       title: "Add a health endpoint",

@@ -7,7 +7,7 @@ import { createApp } from "../../gateway/app.ts";
 import { natsPublisher } from "../../gateway/publisher.ts";
 import { ensureStreams } from "../../operator/consumer.ts";
 import { type NatsServer, startNats } from "../world/nats.ts";
-import { FakeForge, issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
+import { issuesPayload, memoryLogger, signGitHub } from "./fakes.ts";
 
 const SECRET = "integration-secret";
 
@@ -30,8 +30,8 @@ describe("gateway → real NATS JetStream", () => {
     app = createApp({
       publisher,
       logger,
-      forge: new FakeForge({ maintainer: "write" }),
       config: { github: { webhookSecret: SECRET, triggerLabel: "ai-agent" }, bodyLimitBytes: 1 << 20 },
+      now: () => new Date("2026-01-02T03:04:05.000Z"), // the fixtures' events are minutes old
     });
   });
   afterAll(async () => {
@@ -73,29 +73,37 @@ describe("gateway → real NATS JetStream", () => {
     }
   };
 
-  it("creates TICKETS on file storage with a 2-minute duplicate window", async () => {
+  /** The delivery id each stored ticket came with (Nats-Msg-Id names the event, not the delivery). */
+  const deliveryOf = (m: { json(): unknown }) => Ticket.parse(m.json()).deliveryId;
+
+  it("creates TICKETS on file storage with a 73-hour duplicate window (GitHub's redelivery horizon and slack)", async () => {
     const { info } = await stored();
     expect(info.config.storage).toBe("file");
     expect(info.config.subjects).toEqual(["tickets.>"]);
-    expect(info.config.duplicate_window).toBe(120_000_000_000);
+    expect(info.config.duplicate_window).toBe(73 * 3600 * 1_000_000_000);
   });
 
   it("publishes a redelivered webhook once; the ticket carries Nats-Msg-Id and X-Request-Id", async () => {
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await deliver("dup-1"));
     expect(answers.map((r) => r.status)).toEqual([202, 202, 202]);
-    const bodies = (await Promise.all(answers.map((r) => r.json()))) as { duplicate: boolean; seq: number }[];
+    const bodies = (await Promise.all(answers.map((r) => r.json()))) as {
+      id: string;
+      duplicate: boolean;
+      seq: number;
+    }[];
     expect(bodies.map((b) => b.duplicate)).toEqual([false, true, true]);
     expect(new Set(bodies.map((b) => b.seq)).size).toBe(1);
 
+    const id = bodies[0]!.id;
     const { messages } = await stored();
-    const mine = messages.filter((m) => m.header?.get("Nats-Msg-Id") === "github:dup-1");
+    const mine = messages.filter((m) => m.header?.get("Nats-Msg-Id") === id);
     expect(mine).toHaveLength(1);
     const msg = mine[0]!;
     expect(msg.subject).toBe("tickets.github.new");
     expect(msg.header?.get("X-Request-Id")).toBe("req-dup-1");
     const ticket = Ticket.parse(msg.json());
-    expect(ticket).toMatchObject({ id: "github:dup-1", kind: "new", workItem: "gh-1", requestId: "req-dup-1" });
+    expect(ticket).toMatchObject({ id, deliveryId: "dup-1", kind: "new", workItem: "gh-1", requestId: "req-dup-1" });
   });
 
   it("answers 503 while NATS is stopped, and after the restart accepts the redelivery with nothing lost", async () => {
@@ -116,11 +124,9 @@ describe("gateway → real NATS JetStream", () => {
     const { info, messages } = await stored();
     // Everything acked before the outage survived it (file storage), plus the redelivered one, once.
     expect(info.state.messages).toBe(before + 1);
-    const ids = messages.map((m) => m.header?.get("Nats-Msg-Id"));
-    expect(ids).toEqual(
-      expect.arrayContaining(["github:before-0", "github:before-1", "github:before-2", "github:during"]),
-    );
-    expect(ids.filter((id) => id === "github:during")).toHaveLength(1);
+    const ids = messages.map(deliveryOf);
+    expect(ids).toEqual(expect.arrayContaining(["before-0", "before-1", "before-2", "during"]));
+    expect(ids.filter((id) => id === "during")).toHaveLength(1);
   });
 
   it("re-creates a deleted TICKETS stream: 503 for the delivery that found it missing, then accepted", async () => {
@@ -132,7 +138,7 @@ describe("gateway → real NATS JetStream", () => {
     expect((await deliver("after-delete", 30)).status).toBe(202);
     const { info, messages } = await stored();
     expect(info.config.storage).toBe("file");
-    expect(messages.map((m) => m.header?.get("Nats-Msg-Id"))).toEqual(["github:after-delete"]);
+    expect(messages.map(deliveryOf)).toEqual(["after-delete"]);
   });
 
   it("uses a TICKETS stream made with another configuration as it is; the operator brings it in line", async () => {
@@ -147,11 +153,11 @@ describe("gateway → real NATS JetStream", () => {
       expect(second.ready()).toBe(true);
       expect(lines.some((l) => l.includes("nats_stream_config_differs"))).toBe(true);
       expect((await jsm.streams.info(TICKETS_STREAM)).config.duplicate_window).toBe(30_000_000_000);
-      // The operator, which owns the streams' configuration, restores the 2-minute window.
+      // The operator, which owns the streams' configuration, restores the 73-hour window.
       const operator = await connect(nats.options("operator"));
       await ensureStreams(await jetstreamManager(operator));
       await operator.close();
-      expect((await jsm.streams.info(TICKETS_STREAM)).config.duplicate_window).toBe(120_000_000_000);
+      expect((await jsm.streams.info(TICKETS_STREAM)).config.duplicate_window).toBe(73 * 3600 * 1_000_000_000);
     } finally {
       await second.close();
       await admin.close();

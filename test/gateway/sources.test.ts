@@ -7,7 +7,6 @@ import { TICKETS_STREAM } from "../../core/streams.ts";
 import { Ticket } from "../../core/ticket.ts";
 import { createApp } from "../../gateway/app.ts";
 import { clickUpClient } from "../../gateway/clickup-api.ts";
-import { cachedPermissions, githubForge } from "../../gateway/forge.ts";
 import { natsPublisher } from "../../gateway/publisher.ts";
 import { type ClickUpSim, clickUpDelivery, startClickUpSim, taskTagUpdated } from "../world/clickup/index.ts";
 import {
@@ -21,8 +20,9 @@ import {
 import { type NatsServer, startNats } from "../world/nats.ts";
 import { memoryLogger } from "./fakes.ts";
 
-// Every source over real HTTP, against the GitHub and ClickUp simulators and a real nats-server:
-// the gateway asks the forge (as the App installation) who may steer, and fetches ClickUp tasks.
+// Every source over real HTTP, against the GitHub and ClickUp simulators and a real nats-server. The
+// gateway fetches ClickUp tasks; it asks GitHub nothing (it holds no App key): the tickets name their
+// senders, and the operator checks them (test/operator/senders.test.ts).
 const GH_SECRET = "sources-github-secret";
 const CU_SECRET = "sources-clickup-secret";
 const CU_TOKEN = "pk_sources_token";
@@ -61,9 +61,6 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
     const app = createApp({
       publisher,
       logger,
-      forge: cachedPermissions(githubForge({ appId: gh.appId, privateKey: gh.privateKeyPem, baseUrl: gh.apiUrl }), {
-        ttlMs: 60_000,
-      }),
       clickup: clickUpClient({ apiUrl: cu.apiUrl, token: CU_TOKEN }),
       config: {
         github: { webhookSecret: GH_SECRET, triggerLabel: "ai-agent" },
@@ -113,7 +110,7 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
     }
   };
 
-  it("starts a run for a maintainer's label, checked against the forge with the installation token", async () => {
+  it("publishes a maintainer's label as a new ticket naming the sender, asking the forge nothing", async () => {
     const issue = gh.createIssue(REPO, {
       title: "Add /healthz",
       body: "Please.",
@@ -128,24 +125,15 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
       repo: REPO,
       number: issue.number,
       workItem: `gh-${issue.number}`,
+      author: "reporter",
+      sender: "maintainer",
+      installationId: gh.installationId,
     });
-    expect(gh.requests.some((r) => r.path.endsWith("/collaborators/maintainer/permission") && r.status === 200)).toBe(
-      true,
-    );
+    // No App token minted, no permission asked: the gateway has no key to do either with.
+    expect(gh.requests.filter((r) => /\/app\/|\/collaborators\//.test(r.path))).toEqual([]);
   });
 
-  it("refuses a reader and a stranger, and asks the forge once per sender (cache)", async () => {
-    const issue = gh.createIssue(REPO, { title: "Refactor", user: "reader", labels: ["ai-agent"] });
-    for (const sender of ["reader", "reader", "stranger"]) {
-      const res = await postGitHub("issues", issuesLabeled(scope(sender), issue, "ai-agent"));
-      expect(res.status).toBe(202);
-      expect(await res.json()).toHaveProperty("refused");
-    }
-    const asked = gh.requests.filter((r) => r.path.endsWith("/collaborators/reader/permission"));
-    expect(asked).toHaveLength(1);
-  });
-
-  it("turns /agentfactory fix on an agent PR into feedback, reading the head branch from the forge", async () => {
+  it("turns commands on an agent PR into tickets; a comment's head branch is left to the operator", async () => {
     const issue = gh.createIssue(REPO, { title: "Add /healthz", user: "reporter", labels: ["ai-agent"] });
     const branch = `agent/${issue.number}-add-healthz`;
     await gh.commitFiles(REPO, branch, { "health.ts": "export {}\n" });
@@ -168,27 +156,20 @@ describe("gateway sources against the GitHub and ClickUp simulators", () => {
     const { id } = (await res.json()) as { id: string };
     expect(await stored(id)).toMatchObject({
       kind: "feedback",
-      number: issue.number,
-      workItem: `gh-${issue.number}`,
-      pullRequest: { number: pr.number, branch },
-    });
-
-    const retry = issueCommentCreated(scope("maintainer"), { ...pr, labels: [] }, { body: "/agentfactory retry" });
-    const retryRes = await postGitHub("issue_comment", {
-      ...retry,
-      issue: { ...retry.issue, pull_request: { url: pr.url } },
-    });
-    expect(await stored(((await retryRes.json()) as { id: string }).id)).toMatchObject({
-      kind: "retry",
-      title: "Add /healthz",
-      author: "reporter",
-      url: issue.html_url,
-      labels: ["ai-agent"],
+      sender: "maintainer",
+      pullRequest: { number: pr.number },
+      comment: "/agentfactory fix\nHandle HEAD too.",
     });
 
     const review = pullRequestReviewSubmitted(scope("owner"), pr, { body: "/agentfactory stop", state: "commented" });
     const stop = (await (await postGitHub("pull_request_review", review)).json()) as { id: string };
-    expect(await stored(stop.id)).toMatchObject({ kind: "cancel", pullRequest: { number: pr.number } });
+    expect(await stored(stop.id)).toMatchObject({
+      kind: "cancel",
+      number: issue.number,
+      workItem: `gh-${issue.number}`,
+      sender: "owner",
+      pullRequest: { number: pr.number, branch },
+    });
   });
 
   it("fetches a tagged ClickUp task, maps it to its repository, and survives a failing ClickUp API (503, then accepted)", async () => {

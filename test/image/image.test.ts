@@ -79,8 +79,9 @@ describe("runner image", () => {
     };
     expect(config.User).toBe("10001:10001");
     expect(config.WorkingDir).toBe("/workspace");
-    expect(config.Entrypoint).toEqual(["node", "/opt/agentfactory/runner.mjs"]);
+    expect(config.Entrypoint).toEqual(["node", "--disable-sigusr1", "/opt/agentfactory/runner.mjs"]);
     expect(config.Env).toContain("HOME=/home/runner");
+    expect(config.Env).toContain("NODE_OPTIONS=--enable-source-maps --disable-sigusr1");
     expect(config.Env.filter((e) => /TOKEN|SECRET|API_KEY|PASSWORD/i.test(e.split("=")[0] ?? ""))).toEqual([]);
   });
 

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { Octokit } from "@octokit/rest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentRun } from "../../core/agentrun.ts";
-import { LABELS, runName } from "../../core/names.ts";
+import { branchName, LABELS, runName } from "../../core/names.ts";
 import { OutcomeRecord } from "../../core/outcome.ts";
 import { MARKERS } from "../../operator/finalize-text.ts";
 import { exportOutcomes } from "../../operator/outcomes-cli.ts";
@@ -83,7 +83,9 @@ const jobStages = (name: string) => h.jobs(name).map((j) => j.metadata.labels[LA
 describe("budget", () => {
   it("a write that spends the budget escalates before review, with one escalation comment on the PR", async () => {
     const issue = gh.createIssue(REPO, { title: "Health endpoint", user: "alice", labels: ["ai-agent"] });
-    const pr = await draftPr("agent/budget-pr");
+    // The run's branch (the published ticket's title is the harness default): the only one the operator accepts.
+    const branch = branchName({ number: issue.number, workItem: `gh-${issue.number}`, title: "Add a health endpoint" });
+    const pr = await draftPr(branch);
     scripts.set(issue.number, (job) =>
       job.stage === "write"
         ? ok("write", {
@@ -91,7 +93,7 @@ describe("budget", () => {
             write: {
               prNumber: pr,
               prUrl: `${gh.serverUrl}/${REPO}/pull/${pr}`,
-              branch: "agent/budget-pr",
+              branch,
               headSha: "a",
             },
           })

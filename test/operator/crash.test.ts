@@ -56,7 +56,7 @@ describe("crash safety", () => {
     h.startOperator(env);
     const numbers = [...blocking.keys()];
     const names = numbers.map((n) =>
-      runName({ id: `github:crash-${n}`, repo: "acme/web", number: n, workItem: `gh-${n}` }),
+      runName({ id: `dispatch:crash-${n}`, repo: "acme/web", number: n, workItem: `gh-${n}` }),
     );
     const publish = (n: number) => h.publish({ number: n, workItem: `gh-${n}`, deliveryId: `crash-${n}` });
     await publish(numbers[0]!);

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { AgentRun } from "../../core/agentrun.ts";
-import { LABELS } from "../../core/names.ts";
+import { branchName, LABELS } from "../../core/names.ts";
 import { encodeResult, type StageResultInput } from "../../core/result.ts";
 import { ticketSubject } from "../../core/streams.ts";
 import { Ticket, type TicketInput } from "../../core/ticket.ts";
@@ -27,7 +27,13 @@ export type StagePlay =
   | { result: StageResultInput; exitCode?: number }
   | { infra: "OOMKilled" | "garbage" }
   | { hang: true };
-export type Script = (job: { run: string; stage: string; attempt: number; env: Record<string, string> }) => StagePlay;
+/** May be async: a stage can act on the forge (as an honest runner would) before its result is played. */
+export type Script = (job: {
+  run: string;
+  stage: string;
+  attempt: number;
+  env: Record<string, string>;
+}) => StagePlay | Promise<StagePlay>;
 
 export interface Operator {
   proc: ChildProcess;
@@ -53,12 +59,16 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+/**
+ * A ticket as the gateway publishes it. Dispatch by default (admitted by its bearer token at the
+ * gateway): a GitHub ticket is admitted only after the operator checked its sender on the forge.
+ */
 export function ticketInput(over: Partial<TicketInput> = {}): TicketInput {
   const delivery = over.deliveryId ?? `d-${Math.random().toString(36).slice(2, 10)}`;
   return {
-    id: `github:${delivery}`,
+    id: `dispatch:${delivery}`,
     kind: "new",
-    source: "github",
+    source: "dispatch",
     deliveryId: delivery,
     requestId: `req-${delivery}`,
     receivedAt: new Date().toISOString(),
@@ -96,7 +106,12 @@ export function cleanScript(blockingPerRound: number[] = [0]): Script {
         return ok("triage", { triage: { verdict: "clear", riskTier: "low" } });
       case "write":
         return ok("write", {
-          write: { prNumber: 4, prUrl: "http://forge.invalid/acme/web/pull/4", branch: "agent/7-add", headSha: "a1" },
+          write: {
+            prNumber: 4,
+            prUrl: "http://forge.invalid/acme/web/pull/4",
+            branch: branchName(JSON.parse(env.AGENTFACTORY_TICKET ?? "{}")), // the only branch the operator accepts
+            headSha: "a1",
+          },
         });
       case "remediate":
         return ok("remediate", { remediate: { headSha: `r${ctx.round ?? 0}` } });
@@ -153,85 +168,96 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       const env = Object.fromEntries(
         (container.env ?? []).filter((e: Obj) => e.value !== undefined).map((e: Obj) => [e.name, e.value]),
       );
-      const play = script({
-        run: labels[LABELS.run],
-        stage: labels[LABELS.stage],
-        attempt: Number(labels[LABELS.attempt]),
-        env,
-      });
-      const pod = sim.create("pods", {
-        metadata: {
-          name: `${name}-pod`,
-          namespace: NS,
-          labels: { ...job.spec.template.metadata.labels, "batch.kubernetes.io/job-name": name },
-          ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata.uid, controller: true }],
-        },
-        spec: job.spec.template.spec,
-      });
-      const start = new Date().toISOString();
-      safe(() => sim.update("jobs", { ...job, status: { active: 1, startTime: start } }, { subresource: "status" }));
-      if ("hang" in play) continue;
-      const t = setTimeout(() => {
-        timers.delete(t);
-        const at = new Date().toISOString();
-        const failed = "infra" in play || (play.exitCode ?? (play.result.outcome === "failed" ? 1 : 0)) !== 0;
-        const terminated =
-          "infra" in play
-            ? play.infra === "OOMKilled"
-              ? { exitCode: 137, reason: "OOMKilled", message: "" }
-              : { exitCode: 2, reason: "Error", message: "panic: not json" }
-            : { exitCode: failed ? 1 : 0, reason: failed ? "Error" : "Completed", message: encodeResult(play.result) };
-        safe(() =>
-          sim.update(
-            "pods",
-            {
-              ...pod,
-              status: {
-                phase: failed ? "Failed" : "Succeeded",
-                containerStatuses: [
-                  {
-                    name: "runner",
-                    ready: false,
-                    restartCount: 0,
-                    image: "x",
-                    imageID: "x",
-                    state: { terminated: { ...terminated, finishedAt: at } },
-                  },
-                ],
-              },
-            },
-            { subresource: "status" },
-          ),
+      void Promise.resolve()
+        .then(() =>
+          script({
+            run: labels[LABELS.run],
+            stage: labels[LABELS.stage],
+            attempt: Number(labels[LABELS.attempt]),
+            env,
+          }),
+        )
+        .then(
+          (play) => playJob(job, name, play),
+          (err: unknown) => playJob(job, name, { infra: "garbage" }, err),
         );
-        const cur = sim.get("jobs", NS, name) as Obj | undefined;
-        if (!cur) return;
-        safe(() =>
-          sim.update(
-            "jobs",
-            {
-              ...cur,
-              status: failed
-                ? {
-                    startTime: start,
-                    failed: 1,
-                    conditions: [
-                      { type: "Failed", status: "True", reason: "BackoffLimitExceeded", lastTransitionTime: at },
-                    ],
-                  }
-                : {
-                    startTime: start,
-                    succeeded: 1,
-                    completionTime: at,
-                    conditions: [{ type: "Complete", status: "True", lastTransitionTime: at }],
-                  },
-            },
-            { subresource: "status" },
-          ),
-        );
-      }, stageDelay());
-      timers.add(t);
     }
   }, 25);
+
+  function playJob(job: Obj, name: string, play: StagePlay, scriptError?: unknown): void {
+    if (scriptError) console.error(`harness: the script of ${name} failed:`, scriptError);
+    const pod = sim.create("pods", {
+      metadata: {
+        name: `${name}-pod`,
+        namespace: NS,
+        labels: { ...job.spec.template.metadata.labels, "batch.kubernetes.io/job-name": name },
+        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name, uid: job.metadata.uid, controller: true }],
+      },
+      spec: job.spec.template.spec,
+    });
+    const start = new Date().toISOString();
+    safe(() => sim.update("jobs", { ...job, status: { active: 1, startTime: start } }, { subresource: "status" }));
+    if ("hang" in play) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      const at = new Date().toISOString();
+      const failed = "infra" in play || (play.exitCode ?? (play.result.outcome === "failed" ? 1 : 0)) !== 0;
+      const terminated =
+        "infra" in play
+          ? play.infra === "OOMKilled"
+            ? { exitCode: 137, reason: "OOMKilled", message: "" }
+            : { exitCode: 2, reason: "Error", message: "panic: not json" }
+          : { exitCode: failed ? 1 : 0, reason: failed ? "Error" : "Completed", message: encodeResult(play.result) };
+      safe(() =>
+        sim.update(
+          "pods",
+          {
+            ...pod,
+            status: {
+              phase: failed ? "Failed" : "Succeeded",
+              containerStatuses: [
+                {
+                  name: "runner",
+                  ready: false,
+                  restartCount: 0,
+                  image: "x",
+                  imageID: "x",
+                  state: { terminated: { ...terminated, finishedAt: at } },
+                },
+              ],
+            },
+          },
+          { subresource: "status" },
+        ),
+      );
+      const cur = sim.get("jobs", NS, name) as Obj | undefined;
+      if (!cur) return;
+      safe(() =>
+        sim.update(
+          "jobs",
+          {
+            ...cur,
+            status: failed
+              ? {
+                  startTime: start,
+                  failed: 1,
+                  conditions: [
+                    { type: "Failed", status: "True", reason: "BackoffLimitExceeded", lastTransitionTime: at },
+                  ],
+                }
+              : {
+                  startTime: start,
+                  succeeded: 1,
+                  completionTime: at,
+                  conditions: [{ type: "Complete", status: "True", lastTransitionTime: at }],
+                },
+          },
+          { subresource: "status" },
+        ),
+      );
+    }, stageDelay());
+    timers.add(t);
+  }
 
   const h: Harness = {
     sim,

@@ -1,14 +1,13 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Octokit } from "@octokit/rest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runName } from "../../core/names.ts";
 import { MARKERS } from "../../operator/finalize-text.ts";
 import { type GitHubSim, startGitHubSim } from "../world/github/index.ts";
 import { type SlackSim, startSlackSim } from "../world/slack/index.ts";
+import { appPullRequest, appReview, branchOf, contextPr } from "./forge-world.ts";
 import { cleanScript, type Harness, NS, ok, startHarness } from "./harness.ts";
 
 /** The operator process wired to the GitHub and Slack simulators through its environment. */
@@ -17,31 +16,7 @@ let gh: GitHubSim;
 let slack: SlackSim;
 let dir: string;
 const REPO = "acme/web";
-const run = promisify(execFile);
 const log = { debug() {}, info() {}, warn() {}, error() {} };
-
-async function draftPr(branch: string): Promise<number> {
-  const token = gh.mintToken(REPO);
-  const work = join(dir, branch.replace(/\W/g, "-"));
-  await run("git", ["clone", "-q", gh.cloneUrl(REPO, token), work]);
-  const git = (...args: string[]) => run("git", args, { cwd: work });
-  await git("checkout", "-q", "-b", branch);
-  await writeFile(join(work, "health.ts"), "export const ok = true;\n");
-  await git("add", ".");
-  await git("-c", "user.name=bot", "-c", "user.email=bot@example.com", "commit", "-q", "-m", "feat: health");
-  await git("push", "-q", "origin", branch);
-  const o = new Octokit({ baseUrl: gh.apiUrl, auth: token, log });
-  const { data } = await o.rest.pulls.create({
-    owner: "acme",
-    repo: "web",
-    head: branch,
-    base: "main",
-    title: "Health",
-    body: "## Agent-Written PR",
-    draft: true,
-  });
-  return data.number;
-}
 
 beforeAll(async () => {
   gh = await startGitHubSim();
@@ -73,12 +48,16 @@ const finalized = (name: string) => () => {
 describe("operator with the GitHub App and Slack", () => {
   it("mints a repo-scoped token per stage, escalates with one comment and one Slack message", async () => {
     const issue = gh.createIssue(REPO, { title: "Health endpoint", user: "alice", labels: ["ai-agent"] });
-    const pr = await draftPr("agent/1-health");
-    h.setScript((job) => {
-      if (job.stage === "write")
-        return ok("write", {
-          write: { prNumber: pr, prUrl: `${gh.serverUrl}/${REPO}/pull/${pr}`, branch: "agent/1-health", headSha: "a1" },
-        });
+    let pr = 0;
+    // An honest runner: the PR on the run's branch, opened by the App; one App review per review attempt.
+    h.setScript(async (job) => {
+      if (job.stage === "write") {
+        const write = await appPullRequest(gh, REPO, branchOf(job.env));
+        pr = write.prNumber;
+        return ok("write", { write });
+      }
+      if (job.stage === "review")
+        return ok("review", { review: await appReview(gh, REPO, contextPr(job.env), job, 1) });
       return cleanScript([1, 1, 1])(job);
     });
     const name = runName(

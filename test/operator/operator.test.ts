@@ -155,12 +155,12 @@ describe("operator against the API simulator", () => {
     expect(count).toBe(lines.length);
     const records = lines.map((l) => JSON.parse(l));
     const byRun = new Map(records.map((r) => [r.run_id, r]));
-    const ready = byRun.get(runName({ id: "github:clean-1", repo: "acme/web", number: 11, workItem: "gh-11" }));
+    const ready = byRun.get(runName({ id: "dispatch:clean-1", repo: "acme/web", number: 11, workItem: "gh-11" }));
     expect(ready).toMatchObject({
       outcome: "clean",
       phase: "Ready",
       pr_number: 4,
-      branch: "agent/7-add",
+      branch: "agent/11-add-a-health-endpoint",
       risk_tier: "low",
       remediation_rounds: 0,
       provider: "anthropic",

@@ -50,7 +50,10 @@ export const TEST_MODEL_KEY = "sk-ant-test-key-0123456789abcdef";
 
 /** The environment the operator gives one stage's pod, pointed at the test world's simulators. */
 export function stageEnv(
-  world: { gh: { apiUrl: string; serverUrl: string; mintToken(repo: string): string }; model: { url: string } },
+  world: {
+    gh: { apiUrl: string; serverUrl: string; botLogin: string; mintToken(repo: string): string };
+    model: { url: string };
+  },
   stage: string,
   run: string,
   ticket: ReturnType<typeof ticketFor>,
@@ -64,6 +67,7 @@ export function stageEnv(
     AGENTFACTORY_BUDGET_USD: "1",
     GITHUB_API_URL: world.gh.apiUrl,
     GITHUB_SERVER_URL: world.gh.serverUrl,
+    AGENTFACTORY_BOT_LOGIN: world.gh.botLogin,
     GITHUB_TOKEN: world.gh.mintToken(ticket.repo),
     ANTHROPIC_API_KEY: TEST_MODEL_KEY,
     ANTHROPIC_BASE_URL: world.model.url,

@@ -9,6 +9,7 @@ import { type Gate, HookEngine } from "../../runner-image/src/hooks/engine.ts";
 import { safetyGate, testDefinition, testsGate } from "../../runner-image/src/hooks/gates.ts";
 import { createRedactor } from "../../runner-image/src/hooks/redact.ts";
 import { loadRepoHooks } from "../../runner-image/src/hooks/settings.ts";
+import { LocalExecutor } from "../../runner-image/src/sandbox/local.ts";
 import { ALL_TOOLS, toolEnv } from "../../runner-image/src/tools/index.ts";
 import {
   lastToolResults,
@@ -21,6 +22,7 @@ import {
 } from "../world/anthropic/index.ts";
 
 const SECRET = "ghs_SuperSecretInstallationToken0123456789";
+const executor = new LocalExecutor();
 let ws: string;
 const sims: ModelSim[] = [];
 
@@ -48,12 +50,13 @@ function options(s: ModelSim, over: Partial<LoopOptions> & { gates?: Gate[] } = 
     model: "claude-sonnet-4-6",
     system: "AgentFactory stage: write\n\nYou are a test agent.",
     tools: ALL_TOOLS,
-    toolContext: { workspace: ws, env, bashTimeoutMs: 10_000 },
+    toolContext: { workspace: ws, env, bashTimeoutMs: 10_000, executor },
     hooks: new HookEngine({
       gates: over.gates ?? [],
       repoHooks: loadRepoHooks(ws),
       cwd: ws,
       env,
+      executor,
       redact,
       sessionId: "s1",
     }),
@@ -259,6 +262,7 @@ describe("agent loop against the scripted model", () => {
       cwd: ws,
       env: {},
       timeoutMs: 5000,
+      executor,
     });
     const r = await runLoop(options(s, { gates: [tests], maxStopBlocks: 2 }));
     expect(r.status).toBe("stop_blocked");
@@ -278,6 +282,7 @@ describe("agent loop against the scripted model", () => {
       cwd: ws,
       env: { PATH: process.env.PATH ?? "" },
       timeoutMs: 5000,
+      executor,
     });
     const r = await runLoop(options(s, { gates: [tests] }));
     expect(r).toMatchObject({ status: "completed", turns: 3, text: "fixed" });
@@ -293,7 +298,14 @@ describe("agent loop against the scripted model", () => {
       ],
     });
     const env = { PATH: process.env.PATH ?? "" };
-    const tests = testsGate({ command: "npm test", cwd: ws, env, timeoutMs: 20_000, definition: testDefinition(ws) });
+    const tests = testsGate({
+      command: "npm test",
+      cwd: ws,
+      env,
+      timeoutMs: 20_000,
+      executor,
+      definition: testDefinition(ws),
+    });
     const r = await runLoop(options(s, { gates: [tests], maxStopBlocks: 2 }));
     expect(r.status).toBe("stop_blocked");
     expect(r.message).toContain("The test script in package.json was changed");

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../runner-image/src/config.ts";
 import type { Forge } from "../../runner-image/src/forge.ts";
 import { createRedactor } from "../../runner-image/src/hooks/redact.ts";
+import { LocalExecutor } from "../../runner-image/src/sandbox/local.ts";
 import type { StageDeps } from "../../runner-image/src/stages/common.ts";
 import { review } from "../../runner-image/src/stages/review.ts";
 import { CALC_FILES, ticketFor } from "./harness.ts";
@@ -40,6 +41,7 @@ function deps(files: string[], policy: string | undefined) {
     redact: createRedactor([]),
     log: () => {},
     baseEnv: { PATH: process.env.PATH },
+    executor: new LocalExecutor(),
   };
   return { d, posted };
 }

@@ -1,7 +1,4 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { runShell } from "../tools/bash.ts";
+import { type Executor, exitStatus } from "../sandbox/executor.ts";
 import type { Redactor } from "./redact.ts";
 import { type HookEvent, type HookTable, matches } from "./settings.ts";
 
@@ -52,6 +49,8 @@ export interface HookEngineOptions {
   cwd: string;
   /** Scrubbed environment for hook commands (they are repository code, as untrusted as tools). */
   env: Record<string, string>;
+  /** Where hook commands run: the sandbox container in a pod, like the tools. */
+  executor: Executor;
   redact: Redactor;
   sessionId: string;
   transcriptPath?: string;
@@ -99,23 +98,19 @@ export class HookEngine {
   }
 
   private async runCommand(command: string, timeoutSec: number | undefined, input: HookInput, outcome: HookOutcome) {
-    const envFile =
-      input.hook_event_name === "SessionStart"
-        ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), "af-env-")), "env")
-        : undefined;
-    if (envFile) fs.writeFileSync(envFile, "");
-    const env = {
-      ...this.opts.env,
-      CLAUDE_PROJECT_DIR: this.opts.cwd,
-      ...(envFile ? { CLAUDE_ENV_FILE: envFile } : {}),
-    };
+    const env = { ...this.opts.env, CLAUDE_PROJECT_DIR: this.opts.cwd };
     const timeoutMs = (timeoutSec ?? this.opts.defaultTimeoutSec ?? 60) * 1000;
-    const result = await runHookProcess(command, { cwd: this.opts.cwd, env, timeoutMs, stdin: JSON.stringify(input) });
+    const r = await this.opts.executor.run({
+      command,
+      cwd: this.opts.cwd,
+      env,
+      timeoutMs,
+      stdin: JSON.stringify(input),
+      envFile: input.hook_event_name === "SessionStart",
+    });
+    const result = { code: exitStatus(r), stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
     const { redact } = this.opts;
-    if (envFile) {
-      Object.assign(outcome.env, parseEnvFile(fs.readFileSync(envFile, "utf8")));
-      fs.rmSync(path.dirname(envFile), { recursive: true, force: true });
-    }
+    if (r.envFile) Object.assign(outcome.env, parseEnvFile(r.envFile));
     if (result.timedOut) {
       this.opts.log?.("hook timed out", { command, timeoutMs });
       return;
@@ -177,26 +172,4 @@ export function parseEnvFile(text: string): Record<string, string> {
     env[m[1] as string] = value;
   }
   return env;
-}
-
-/** Like runShell but keeps stdout and stderr apart, as the hook protocol needs. */
-async function runHookProcess(
-  command: string,
-  opts: { cwd: string; env: Record<string, string>; timeoutMs: number; stdin: string },
-): Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "af-hook-"));
-  const out = path.join(dir, "out");
-  const err = path.join(dir, "err");
-  try {
-    const wrapped = `{ ${command}\n} >${JSON.stringify(out)} 2>${JSON.stringify(err)}`;
-    const r = await runShell(wrapped, { ...opts });
-    return {
-      code: r.code,
-      stdout: fs.existsSync(out) ? fs.readFileSync(out, "utf8") : "",
-      stderr: fs.existsSync(err) ? fs.readFileSync(err, "utf8") : r.output,
-      timedOut: r.timedOut,
-    };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { runShell } from "../tools/bash.ts";
+import { type Executor, exitStatus } from "../sandbox/executor.ts";
 import { truncate } from "../tools/types.ts";
 import type { Gate, HookInput } from "./engine.ts";
 import { checkCommand, type SafetyOptions } from "./safety.ts";
@@ -65,6 +65,8 @@ export function testsGate(options: {
   cwd: string;
   env: Record<string, string>;
   timeoutMs: number;
+  /** Where the tests run: the sandbox container in a pod (the tests are repository code). */
+  executor: Executor;
   /** The test definition when the session started: a change to it blocks (the agent may not weaken its own gate). */
   definition?: string;
 }): Gate {
@@ -79,9 +81,15 @@ export function testsGate(options: {
           reason:
             "The test script in package.json was changed. Restore it: the tests must run as the repository defines them.",
         };
-      const r = await runShell(options.command, { cwd: options.cwd, env: options.env, timeoutMs: options.timeoutMs });
-      if (r.code === 0 && !r.timedOut) return { block: false, context: `tests passed: ${options.command}` };
-      const status = r.timedOut ? `timed out after ${options.timeoutMs} ms` : `exited with ${r.code}`;
+      const r = await options.executor.run({
+        command: options.command,
+        cwd: options.cwd,
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+      });
+      const code = exitStatus(r);
+      if (code === 0 && !r.timedOut) return { block: false, context: `tests passed: ${options.command}` };
+      const status = r.timedOut ? `timed out after ${options.timeoutMs} ms` : `exited with ${code}`;
       return {
         block: true,
         reason: `The tests must pass before you finish. \`${options.command}\` ${status}:\n${truncate(r.output, 8000)}`,

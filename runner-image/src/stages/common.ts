@@ -13,6 +13,7 @@ import { pathGate, safetyGate, testDefinition, testsGate } from "../hooks/gates.
 import type { Redactor } from "../hooks/redact.ts";
 import { type HookTable, parseRepoHooks } from "../hooks/settings.ts";
 import type { Logger } from "../log.ts";
+import type { Executor } from "../sandbox/executor.ts";
 import { toolEnv } from "../tools/index.ts";
 import type { Tool } from "../tools/types.ts";
 
@@ -25,6 +26,8 @@ export interface StageDeps {
   log: Logger;
   /** The runner's own environment (PATH, HOME…), from which the tools' scrubbed one is built. */
   baseEnv: Record<string, string | undefined>;
+  /** Where every command the agent can influence runs (Bash, hook commands, tests): the sandbox in a pod. */
+  executor: Executor;
 }
 
 export type StageOutput = StageResultInput;
@@ -151,6 +154,7 @@ export async function runSession<S extends z.ZodType>(
     repoHooks: opts.repoHooks,
     cwd: hooksCwd,
     env: hooksCwd === opts.cwd ? env : toolEnv(deps.baseEnv, hooksCwd),
+    executor: deps.executor,
     redact: deps.redact,
     sessionId: `${config.run}-${config.stage}-${config.attempt}`,
     transcriptPath,
@@ -161,7 +165,7 @@ export async function runSession<S extends z.ZodType>(
     model: config.model,
     system: opts.system,
     tools: opts.tools,
-    toolContext: { workspace: opts.cwd, env, bashTimeoutMs: config.bashTimeoutMs },
+    toolContext: { workspace: opts.cwd, env, bashTimeoutMs: config.bashTimeoutMs, executor: deps.executor },
     hooks,
     redact: deps.redact,
     prompt: opts.prompt,
@@ -226,6 +230,7 @@ export function changeGates(deps: StageDeps, dir: string, branch: string, testCo
       cwd: dir,
       env: toolEnv(deps.baseEnv, dir),
       timeoutMs: deps.config.testTimeoutMs,
+      executor: deps.executor,
       definition: testDefinition(dir),
     }),
   ];

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { Finding, type SourcedFinding } from "../../../core/findings.ts";
 
 // The finding schema and its embedding live in core: the operator reads them for the outcome record.
-export { embedFindings, extractFindings, Finding, type SourcedFinding } from "../../../core/findings.ts";
+export { embedFindings, embedVerdict, extractFindings, Finding, type SourcedFinding } from "../../../core/findings.ts";
 
 const text = z.string().trim().min(1);
 

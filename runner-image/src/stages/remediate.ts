@@ -36,7 +36,7 @@ export type RemediationReport = z.infer<typeof RemediationReport>;
 export async function latestFindings(deps: StageDeps, pr: number): Promise<SourcedFinding[]> {
   const reviews = await deps.forge.reviews(pr);
   for (const r of [...reviews].reverse()) {
-    if (!r.bot || !r.body.includes("agentfactory:run=")) continue; // findings only from our own (bot) reviews
+    if (!r.byApp || !r.body.includes("agentfactory:run=")) continue; // findings only from the App's own reviews
     const found = extractFindings(r.body);
     if (found) return found;
   }

@@ -14,8 +14,8 @@ import { toTokens } from "../agent/usage.ts";
 import { type Git, GitError } from "../git.ts";
 import { pathGate } from "../hooks/gates.ts";
 import { stageMarker } from "../markers.ts";
+import { exitStatus } from "../sandbox/executor.ts";
 import { detectTestCommand } from "../tests-command.ts";
-import { runShell } from "../tools/bash.ts";
 import { READ_ONLY_TOOLS, toolEnv } from "../tools/index.ts";
 import { truncate } from "../tools/types.ts";
 import {
@@ -28,7 +28,7 @@ import {
   type StageDeps,
   type StageOutput,
 } from "./common.ts";
-import { embedFindings, FindingsReport, findingLine, type SourcedFinding } from "./findings.ts";
+import { embedFindings, embedVerdict, FindingsReport, findingLine, type SourcedFinding } from "./findings.ts";
 import { reviewSystem } from "./prompts.ts";
 
 /** Used when the base branch has no risk-policy.json: everything is low and gets tests and a review. */
@@ -151,12 +151,13 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
     const command = detectTestCommand(snap.dir, config.testCommand);
     if (!command) checks.tests = "skipped";
     else {
-      const r = await runShell(command, {
+      const r = await deps.executor.run({
+        command,
         cwd: snap.testsDir,
         env: toolEnv(deps.baseEnv, snap.testsDir),
         timeoutMs: config.testTimeoutMs,
       });
-      checks.tests = r.code === 0 && !r.timedOut ? "success" : "failure";
+      checks.tests = exitStatus(r) === 0 && !r.timedOut ? "success" : "failure";
       if (checks.tests === "failure")
         findings.push({
           source: "tests",
@@ -211,7 +212,8 @@ export async function review(deps: StageDeps): Promise<StageOutput> {
   const inline = posted.filter((f) => f.file && f.line && files.includes(f.file));
   await forge.reviewOnce(pr.number, stageMarker(config.run, "review", config.attempt, "review"), {
     commitId: pr.headSha,
-    body: `${body}\n${embedFindings(posted)}`,
+    // The operator takes the verdict from this review (the App's own), not from the termination message.
+    body: `${body}\n${embedFindings(posted)}\n${embedVerdict({ riskTier: decision.tier, checks })}`,
     comments: inline.map((f) => ({
       path: f.file as string,
       line: f.line as number,

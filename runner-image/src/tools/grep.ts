@@ -21,8 +21,15 @@ type Input = z.infer<typeof Input>;
 const run = promisify(execFile);
 let rgAvailable: boolean | undefined;
 
+/**
+ * ripgrep runs in the runner's own process (it only reads files), so never with the tools'
+ * environment: a SessionStart hook may export PATH or LD_PRELOAD there, which would make the runner
+ * run the agent's code as its own uid.
+ */
+const RG_ENV = { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8" };
+
 async function hasRipgrep(): Promise<boolean> {
-  rgAvailable ??= await run("rg", ["--version"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }).then(
+  rgAvailable ??= await run("rg", ["--version"], { env: RG_ENV }).then(
     () => true,
     () => false,
   );
@@ -38,20 +45,14 @@ export const Grep: Tool<typeof Input> = {
     const root = await fs.realpath(ctx.workspace);
     const mode = input.output_mode ?? "files_with_matches";
     const lines = (await hasRipgrep())
-      ? await ripgrep(input, root, target, mode, ctx.env)
+      ? await ripgrep(input, root, target, mode)
       : await jsGrep(input, root, target, mode);
     const limited = input.head_limit ? lines.slice(0, input.head_limit) : lines;
     return { content: limited.length ? truncate(limited.join("\n")) : "No matches found" };
   },
 };
 
-async function ripgrep(
-  input: Input,
-  cwd: string,
-  target: string,
-  mode: string,
-  env: Record<string, string>,
-): Promise<string[]> {
+async function ripgrep(input: Input, cwd: string, target: string, mode: string): Promise<string[]> {
   const args = ["--no-config", "--color=never", "--glob=!.git", "--glob=!node_modules"];
   if (input["-i"]) args.push("-i");
   if (input.glob) args.push(`--glob=${input.glob}`);
@@ -63,7 +64,7 @@ async function ripgrep(
   }
   args.push("-e", input.pattern, "--", target);
   try {
-    const { stdout } = await run("rg", args, { cwd, env, maxBuffer: 20 * 1024 * 1024 });
+    const { stdout } = await run("rg", args, { cwd, env: RG_ENV, maxBuffer: 20 * 1024 * 1024 });
     return stdout
       .split("\n")
       .filter(Boolean)

@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalExecutor } from "../sandbox/local.ts";
 import { Bash } from "./bash.ts";
 import { Edit } from "./edit.ts";
 import { Glob } from "./glob.ts";
@@ -20,7 +21,12 @@ beforeAll(async () => {
   await fs.mkdir(path.join(ws, "src"));
   await fs.writeFile(path.join(ws, "src/add.js"), "export function add(a, b) {\n  return a - b;\n}\n");
   await fs.writeFile(path.join(ws, "src/dup.txt"), "x\nx\n");
-  ctx = { workspace: ws, env: toolEnv({ PATH: process.env.PATH, HOME: ws }, ws), bashTimeoutMs: 5000 };
+  ctx = {
+    workspace: ws,
+    env: toolEnv({ PATH: process.env.PATH, HOME: ws }, ws),
+    bashTimeoutMs: 5000,
+    executor: new LocalExecutor(),
+  };
 });
 afterAll(() => fs.rm(ws, { recursive: true, force: true }));
 
@@ -93,6 +99,28 @@ describe("Glob / Grep", () => {
   it("globs files", async () => {
     const out = await Glob.run({ pattern: "src/*.js" }, ctx);
     expect(out.content).toBe("src/add.js");
+    expect((await Glob.run({ pattern: path.join(ws, "src/*.js") }, ctx)).content).toBe("src/add.js");
+  });
+  it("lists nothing outside the workspace: absolute patterns, .., braces and links", async () => {
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), "af-outside-"));
+    try {
+      await fs.writeFile(path.join(outside, "secret.txt"), "x");
+      await fs.symlink(outside, path.join(ws, "out-link"));
+      // positive control: the file is there for anyone who may look outside
+      expect(await fs.readdir(path.join(ws, "out-link"))).toEqual(["secret.txt"]);
+      for (const pattern of ["/*", "/**/secret.txt", `${outside}/*`, "../*", "../..", "src/../../*"])
+        await expect(Glob.run({ pattern }, ctx)).rejects.toThrow(/outside the workspace|may not contain \.\./);
+      for (const pattern of ["out-link/*", "**/secret.txt", "{..,src}/*", "*/secret.txt"]) {
+        const out = await Glob.run({ pattern }, ctx);
+        expect(out.content, pattern).not.toContain("secret.txt");
+        expect(out.content, pattern).not.toContain("..");
+      }
+      await expect(Glob.run({ pattern: "*", path: "/" }, ctx)).rejects.toThrow(/outside the workspace/);
+      await expect(Glob.run({ pattern: "*", path: "out-link" }, ctx)).rejects.toThrow(/outside the workspace/);
+    } finally {
+      await fs.rm(path.join(ws, "out-link"), { force: true });
+      await fs.rm(outside, { recursive: true, force: true });
+    }
   });
   it.each([true, false])("greps (ripgrep=%s)", async (rg) => {
     _setRipgrep(rg ? undefined : false);

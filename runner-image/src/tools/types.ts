@@ -1,10 +1,13 @@
 import type { z } from "zod";
+import type { Executor } from "../sandbox/executor.ts";
 
-/** What a tool sees of the runner: the workspace, its limits and a scrubbed environment. */
+/** What a tool sees of the runner: the workspace, its limits, a scrubbed environment and where commands run. */
 export interface ToolContext {
   workspace: string;
   env: Record<string, string>;
   bashTimeoutMs: number;
+  /** Where Bash runs: the sandbox container in a pod. */
+  executor: Executor;
   signal?: AbortSignal;
 }
 

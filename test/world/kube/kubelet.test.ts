@@ -14,7 +14,34 @@ const NS = "agentfactory";
 
 /** A stand-in runner: reports its environment through the termination log, exits with $EXIT_CODE. */
 const SCRIPT = `
-import { writeFileSync, readFileSync } from "node:fs";
+import { existsSync, writeFileSync, readFileSync } from "node:fs";
+const role = process.argv[2];
+const shared = process.env.SHARED;
+if (role === "init") {
+  writeFileSync(shared + "/init.txt", "init ran");
+  process.exit(Number(process.env.INIT_EXIT ?? 0));
+}
+if (role === "sidecar") {
+  // Exits once (the kubelet restarts it), then serves until stopped; reports how it was stopped.
+  const runs = existsSync(shared + "/sidecar-runs") ? Number(readFileSync(shared + "/sidecar-runs", "utf8")) : 0;
+  writeFileSync(shared + "/sidecar-runs", String(runs + 1));
+  if (process.env.CRASH_ONCE && runs === 0) process.exit(3);
+  writeFileSync(shared + "/sidecar.txt", "sidecar up");
+  process.on("SIGTERM", () => {
+    writeFileSync(shared + "/sidecar-stopped", "SIGTERM");
+    process.exit(0);
+  });
+  setInterval(() => {}, 1000);
+} else if (role === "main2") {
+  writeFileSync(process.env.AGENTFACTORY_TERMINATION_LOG, "second main");
+} else if (shared) {
+  while (!existsSync(shared + "/sidecar.txt")) await new Promise((r) => setTimeout(r, 20));
+  const read = (f) => (existsSync(shared + "/" + f) ? readFileSync(shared + "/" + f, "utf8") : null);
+  writeFileSync(
+    process.env.AGENTFACTORY_TERMINATION_LOG,
+    JSON.stringify({ init: read("init.txt"), sidecar: read("sidecar.txt"), runs: read("sidecar-runs") }),
+  );
+} else {
 const ws = process.env.AGENTFACTORY_WORKSPACE;
 writeFileSync(ws + "/proof.txt", "written");
 console.log("runner starting in", process.env.POD_NAME);
@@ -32,6 +59,7 @@ const result = {
 };
 writeFileSync(process.env.AGENTFACTORY_TERMINATION_LOG, JSON.stringify(result));
 process.exit(Number(process.env.EXIT_CODE ?? 0));
+}
 `;
 
 let sim: KubeSim;
@@ -218,7 +246,93 @@ describe("kubelet, process mode", () => {
   });
 });
 
+/** A pod shaped like a stage pod: an init container, a native sidecar and the runner share one emptyDir. */
+function multiJob(name: string, env: Obj[] = [], { init = true } = {}): Obj {
+  const shared = [{ name: "shared", mountPath: "/shared" }];
+  const sharedEnv = [{ name: "SHARED", value: "/shared" }, ...env];
+  const j = job(name, { env: sharedEnv, volumeMounts: shared }) as Obj;
+  const spec = j.spec.template.spec;
+  spec.initContainers = [
+    ...(init ? [{ name: "prepare", image: "x", args: ["init"], env: sharedEnv, volumeMounts: shared }] : []),
+    { name: "sandbox", image: "x", restartPolicy: "Always", args: ["sidecar"], env: sharedEnv, volumeMounts: shared },
+  ];
+  spec.volumes = [{ name: "shared", emptyDir: {} }];
+  return j;
+}
+
+describe("kubelet, multi-container pods (process mode)", () => {
+  it("runs init containers first, then the sidecar and the runner on shared volumes; the result is the runner's; the sidecar stops after", async () => {
+    await batch.createNamespacedJob({ namespace: NS, body: multiJob("multi-1") as never });
+    expect(await jobCondition("multi-1")).toMatchObject({ type: "Complete" });
+    const [pod] = podsOf("multi-1");
+    expect(pod?.status.phase).toBe("Succeeded");
+    const terminated = pod?.status.containerStatuses[0].state.terminated;
+    expect(pod?.status.containerStatuses.map((c: Obj) => c.name)).toEqual(["runner"]);
+    expect(JSON.parse(terminated.message)).toEqual({ init: "init ran", sidecar: "sidecar up", runs: "1" });
+    const inits = Object.fromEntries(pod?.status.initContainerStatuses.map((c: Obj) => [c.name, c.state]));
+    expect(inits.prepare.terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+    // Stopped by the kubelet once the runner ended (its SIGTERM handler exits 0).
+    expect(inits.sandbox.terminated).toMatchObject({ exitCode: 0 });
+    const run = kubelet.pods().find((p) => p.job === "multi-1")!;
+    expect(run.containers.map((c) => [c.name, c.kind, c.exitCode])).toEqual([
+      ["prepare", "init", 0],
+      ["sandbox", "sidecar", 0],
+      ["runner", "main", 0],
+    ]);
+  });
+
+  it("restarts a sidecar that exits while the pod runs", async () => {
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: multiJob("multi-2", [{ name: "CRASH_ONCE", value: "1" }], { init: false }) as never,
+    });
+    expect(await jobCondition("multi-2")).toMatchObject({ type: "Complete" });
+    const [pod] = podsOf("multi-2");
+    expect(JSON.parse(pod?.status.containerStatuses[0].state.terminated.message)).toMatchObject({ runs: "2" });
+    expect(pod?.status.initContainerStatuses[0]).toMatchObject({ name: "sandbox", restartCount: 1 });
+  });
+
+  it("fails the pod when an init container fails, without starting the runner", async () => {
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: multiJob("multi-3", [{ name: "INIT_EXIT", value: "4" }]) as never,
+    });
+    expect(await jobCondition("multi-3")).toMatchObject({ type: "Failed" });
+    const run = kubelet.pods().find((p) => p.job === "multi-3")!;
+    expect(run.phase).toBe("Failed");
+    expect(run.containers.find((c) => c.name === "prepare")?.exitCode).toBe(4);
+    expect(run.containers.find((c) => c.name === "runner")?.pid).toBeUndefined();
+  });
+
+  it("runs every regular container; the pod succeeds when all of them do", async () => {
+    const j = multiJob("multi-4", [], { init: false });
+    j.spec.template.spec.containers.push({ name: "second", image: "x", args: ["main2"] });
+    await batch.createNamespacedJob({ namespace: NS, body: j as never });
+    expect(await jobCondition("multi-4")).toMatchObject({ type: "Complete" });
+    const [pod] = podsOf("multi-4");
+    expect(pod?.status.containerStatuses.map((c: Obj) => c.name)).toEqual(["runner", "second"]);
+    expect(pod?.status.containerStatuses[1].state.terminated.message).toBe("second main");
+  });
+});
+
 describe("podman argv", () => {
+  it("adds the pod's fsGroup and supplementalGroups, and the node's PID limit", () => {
+    const argv = podmanRunArgs({
+      podName: "p-sandbox",
+      container: { name: "sandbox", securityContext: { runAsUser: 10002, runAsGroup: 10002 } },
+      podSecurityContext: { runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, supplementalGroups: [5] },
+      pidsLimit: 256,
+      image: "img",
+      mounts: [],
+      terminationLogHostPath: "/tmp/term",
+      env: {},
+    });
+    const joined = argv.join(" ");
+    expect(joined).toContain("--user 10002:10002");
+    expect(joined).toContain("--group-add 10001 --group-add 5");
+    expect(joined).toContain("--pids-limit 256");
+  });
+
   it("runs restricted, with volumes, the termination log and env names only (values via the environment)", () => {
     const argv = podmanRunArgs({
       podName: "run-triage-1-abcde",

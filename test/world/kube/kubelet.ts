@@ -1,8 +1,18 @@
 /**
- * A kubelet (plus the Job controller, job-controller.ts) acting on the simulator's store. It runs each Pod's
- * first container, either as a local process
- * (`mode: "process"`: emptyDir mounts become temp dirs, env paths are rewritten) or as a Podman container, and
- * reports Pending → Running → Succeeded/Failed with the termination message read from the termination log.
+ * A kubelet (plus the Job controller, job-controller.ts) acting on the simulator's store. It runs every
+ * container of a Pod, either as local processes (`mode: "process"`: emptyDir volumes become temp dirs
+ * shared by the pod's containers, env paths are rewritten, every container runs `processCommand` with its
+ * `args`) or as Podman containers (one per container, each in its own PID namespace, on the host network
+ * like a pod's shared network namespace), and reports Pending → Running → Succeeded/Failed with each
+ * container's termination message read from its termination log.
+ *
+ * Multi-container pods as the kubelet runs them: init containers in order, each to completion; native
+ * sidecars (init containers with `restartPolicy: Always`) started in order without waiting, restarted if
+ * they exit while the pod runs, and stopped once every regular container has ended; the pod's phase comes
+ * from the regular containers only. Per container: `securityContext.runAsUser/runAsGroup` (falling back to
+ * the pod's), the pod's `fsGroup` and `supplementalGroups` (podman `--group-add`; emptyDirs group-owned
+ * by fsGroup with the setgid bit, as the kubelet's volume ownership management does), and the node's
+ * `podPidsLimit` (podman `--pids-limit`).
  *
  * @example
  *   const kubelet = startKubelet({ sim, mode: "process", processCommand: [process.execPath, "job.mjs"] });
@@ -10,7 +20,7 @@
  *   await kubelet.stop();
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -26,7 +36,7 @@ import {
   secretData,
   type Volume,
 } from "./pod-env.ts";
-import { podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
+import { type PodSecurityContext, podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
 import { type KubeSim, REPO_ROOT } from "./server.ts";
 import { meta, now, type Obj, type StoreEvent } from "./store.ts";
 
@@ -36,12 +46,24 @@ export interface KubeletOptions {
   sim: KubeSim;
   /** Default: env KUBELET_MODE, else "podman". */
   mode?: KubeletMode;
-  /** Process mode: the command run for every container (container args are appended). */
+  /** Process mode: the command run for every container (container args are appended; `command` is ignored). */
   processCommand?: string[];
-  /** Podman mode: the image to run instead of the container's own. */
+  /** Podman mode: the image to run instead of the containers' own. */
   image?: string;
   /** Extra environment for every container; overrides the pod's env. */
   extraEnv?: Record<string, string>;
+  /** The node's podPidsLimit (a kubelet setting, not a pod field): podman mode gives each container `--pids-limit`. */
+  podPidsLimit?: number;
+}
+
+export interface ContainerRun {
+  name: string;
+  kind: "init" | "sidecar" | "main";
+  pid?: number;
+  exitCode?: number;
+  restarts: number;
+  /** The host file standing in for the container's terminationMessagePath. */
+  terminationLog: string;
 }
 
 export interface PodRun {
@@ -50,12 +72,15 @@ export interface PodRun {
   /** The owning Job's name, if any. */
   job?: string;
   phase: "Pending" | "Running" | "Succeeded" | "Failed";
+  /** The first regular container's exit code and pid (the runner, in a stage pod). */
   exitCode?: number;
   pid?: number;
-  /** Container path → host directory of each mounted volume (process mode). */
+  /** Container path → host directory of each volume the first regular container mounts. */
   mounts: Record<string, string>;
-  /** The host file standing in for the container's terminationMessagePath. */
+  /** The first regular container's termination log. */
   terminationLog: string;
+  /** Every container, init containers and sidecars first. */
+  containers: ContainerRun[];
 }
 
 export interface Kubelet {
@@ -72,13 +97,32 @@ export function defaultProcessCommand(): string[] {
   return [process.execPath, "--import", tsx, join(REPO_ROOT, "runner-image/src/main.ts")];
 }
 
-interface Running {
-  run: PodRun;
+interface Ctr {
+  spec: Container;
+  info: ContainerRun;
+  env?: Record<string, string>;
+  mounts?: Map<string, string>;
   child?: ChildProcess;
   /** Podman mode: the container name to stop. */
-  containerName?: string;
+  podmanName?: string;
+  startedAt?: string;
+  terminated?: Obj;
+  /** Being stopped by the kubelet (pod end, deletion): exits are not restarts nor OOM kills. */
+  stopping: boolean;
+  /** Resolves when the current run of the container exits, with its exit code. */
+  exited?: Promise<number>;
+  restartTimer?: NodeJS.Timeout;
+}
+
+interface Running {
+  run: PodRun;
+  pod: Obj;
   dir: string;
+  ctrs: Ctr[];
   killed: boolean;
+  /** The regular containers have been started. */
+  started: boolean;
+  finished: boolean;
   retry?: NodeJS.Timeout;
   configErrorReported?: boolean;
   done: Promise<void>;
@@ -89,6 +133,8 @@ function o(v: unknown): Obj {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {};
 }
 
+const isRoot = () => process.getuid?.() === 0;
+
 export function startKubelet(opts: KubeletOptions): Kubelet {
   const { sim } = opts;
   const store = sim.store;
@@ -96,7 +142,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   const pods = sim.resource("pods");
   const secrets = sim.resource("secrets");
   const configmaps = sim.resource("configmaps");
-  /** Pods whose container has not been killed or deleted, by ns/name. */
+  /** Pods whose containers have not been killed or deleted, by ns/name. */
   const running = new Map<string, Running>();
   /** Every pod this kubelet started, for pods() and stop(). */
   const started: Running[] = [];
@@ -118,41 +164,72 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       return kind === "Secret" ? secretData(obj) : ((obj.data as Record<string, string>) ?? {});
     };
 
-  function containerStatus(pod: Obj, state: Obj, extra: Obj = {}): Obj[] {
-    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
-    return [
-      {
-        name: c?.name ?? "main",
-        image: c?.image ?? "",
-        imageID: "",
-        ready: false,
-        started: false,
-        restartCount: 0,
-        state,
-        ...extra,
-      },
-    ];
-  }
+  const podSecurity = (pod: Obj) => o(o(pod.spec).securityContext) as PodSecurityContext;
 
   function podKey(p: Obj): string {
     return `${meta(p).namespace}/${meta(p).name}`;
+  }
+
+  function containerState(c: Ctr, waitingReason: string): Obj {
+    if (c.terminated) return { terminated: c.terminated };
+    if (c.startedAt && c.child) return { running: { startedAt: c.startedAt } };
+    return { waiting: { reason: waitingReason } };
+  }
+
+  function statusOf(c: Ctr, waitingReason: string): Obj {
+    const state = containerState(c, waitingReason);
+    const live = "running" in state;
+    return {
+      name: c.spec.name,
+      image: c.spec.image ?? "",
+      imageID: "",
+      ready: live,
+      started: live,
+      restartCount: c.info.restarts,
+      state,
+      ...(c.info.pid ? { containerID: `sim://${c.info.pid}` } : {}),
+    };
+  }
+
+  /** containerStatuses and initContainerStatuses from the containers' states. */
+  function writeContainerStatuses(r: Running, extra: (st: Obj) => void = () => {}): void {
+    const m = meta(r.pod);
+    const inits = r.ctrs.filter((c) => c.info.kind !== "main");
+    const mains = r.ctrs.filter((c) => c.info.kind === "main");
+    writeStatus(m.namespace!, m.name!, (st) => {
+      if (inits.length) st.initContainerStatuses = inits.map((c) => statusOf(c, "PodInitializing"));
+      st.containerStatuses = mains.map((c) => statusOf(c, inits.length ? "PodInitializing" : "ContainerCreating"));
+      extra(st);
+    });
   }
 
   function startPod(pod: Obj): void {
     const m = meta(pod);
     const ns = m.namespace!;
     const key = podKey(pod);
-    const container = ((o(pod.spec).containers as Container[]) ?? [])[0];
-    if (!container) return;
-    const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name}-`));
-    const termFile = join(dir, "termination-log");
-    writeFileSync(termFile, "");
-    // The container may run as another uid (runAsUser): volumes and the termination log must be writable.
-    chmodSync(termFile, 0o666);
-    const owner = (m.ownerReferences ?? []).find((r) => r.kind === "Job" && r.controller);
+    const spec = o(pod.spec);
+    const mains = (spec.containers as Container[]) ?? [];
+    if (!mains.length) return;
+    // Short: unix socket paths in a volume must stay under 108 bytes.
+    const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name!.slice(0, 24)}-`));
+    const ctrs: Ctr[] = [
+      ...((spec.initContainers as Container[]) ?? []).map((c) => ({
+        spec: c,
+        kind: (c.restartPolicy === "Always" ? "sidecar" : "init") as ContainerRun["kind"],
+      })),
+      ...mains.map((c) => ({ spec: c, kind: "main" as const })),
+    ].map(({ spec: c, kind }) => {
+      const terminationLog = join(dir, `termination-log-${c.name}`);
+      writeFileSync(terminationLog, "");
+      // The container may run as another uid (runAsUser): the termination log must be writable.
+      chmodSync(terminationLog, 0o666);
+      return { spec: c, info: { name: c.name, kind, restarts: 0, terminationLog }, stopping: false };
+    });
+    const first = ctrs.find((c) => c.info.kind === "main")!;
+    const owner = (m.ownerReferences ?? []).find((ref) => ref.kind === "Job" && ref.controller);
     let resolveDone!: () => void;
-    const done = new Promise<void>((r) => {
-      resolveDone = r;
+    const done = new Promise<void>((res) => {
+      resolveDone = res;
     });
     const r: Running = {
       run: {
@@ -161,10 +238,15 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
         ...(owner ? { job: owner.name } : {}),
         phase: "Pending",
         mounts: {},
-        terminationLog: termFile,
+        terminationLog: first.info.terminationLog,
+        containers: ctrs.map((c) => c.info),
       },
+      pod,
       dir,
+      ctrs,
       killed: false,
+      started: false,
+      finished: false,
       done,
       resolveDone,
     };
@@ -178,140 +260,118 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       `Successfully assigned ${ns}/${m.name} to ${NODE_NAME}`,
       "default-scheduler",
     );
-    writeStatus(ns, m.name!, (st) => {
+    writeContainerStatuses(r, (st) => {
       Object.assign(st, {
         phase: "Pending",
         conditions: [{ type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now() }],
         hostIP: "127.0.0.1",
-        containerStatuses: containerStatus(pod, { waiting: { reason: "ContainerCreating" } }),
       });
     });
-    tryStart(pod, container, r);
+    tryStart(r);
+  }
+
+  /** The pod's volumes, once per pod and shared by its containers: emptyDirs, Secrets, ConfigMaps. */
+  function setUpVolumes(r: Running, ns: string): Map<string, string> {
+    const volumes = (o(r.pod.spec).volumes as Volume[]) ?? [];
+    const fsGroup = podSecurity(r.pod).fsGroup;
+    const dirs = new Map<string, string>();
+    for (const vol of volumes) {
+      const hostDir = join(r.dir, "v", vol.name);
+      mkdirSync(hostDir, { recursive: true });
+      // emptyDir is 0777; with fsGroup the kubelet makes it group-owned by fsGroup, setgid.
+      if (fsGroup !== undefined && isRoot()) {
+        chownSync(hostDir, 0, fsGroup);
+        chmodSync(hostDir, 0o2777);
+      } else chmodSync(hostDir, 0o777);
+      const ref = vol.secret ?? vol.configMap;
+      const src = vol.secret
+        ? lookup(ns)("Secret", vol.secret.secretName)
+        : vol.configMap
+          ? lookup(ns)("ConfigMap", vol.configMap.name)
+          : undefined;
+      if (ref && !src && !ref.optional) {
+        throw new ConfigError(
+          `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
+        );
+      }
+      for (const [k, v] of Object.entries(src ?? {})) {
+        const item = ref?.items?.find((i) => i.key === k);
+        if (ref?.items && !item) continue;
+        writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
+      }
+      dirs.set(vol.name, hostDir);
+    }
+    return dirs;
   }
 
   /** Sets up volumes and env; waits (CreateContainerConfigError) while a referenced Secret is missing. */
-  function tryStart(pod: Obj, container: Container, r: Running): void {
-    const m = meta(pod);
+  function tryStart(r: Running): void {
+    const m = meta(r.pod);
     const ns = m.namespace!;
     if (r.killed || stopped) return;
-    const current = store.tryGet(pods, ns, m.name!) ?? pod;
-    let env: Record<string, string>;
-    const mounts = new Map<string, string>();
+    const current = store.tryGet(pods, ns, m.name!) ?? r.pod;
+    let failing: Ctr | undefined;
     try {
-      env = resolveEnv(current, container, lookup(ns));
-      const volumes = (o(pod.spec).volumes as Volume[]) ?? [];
-      for (const vm of container.volumeMounts ?? []) {
-        const vol = volumes.find((v) => v.name === vm.name);
-        if (!vol) throw new ConfigError(`volume "${vm.name}" not found`);
-        const hostDir = join(r.dir, "volumes", vm.name, vm.subPath ?? "");
-        mkdirSync(hostDir, { recursive: true });
-        chmodSync(hostDir, 0o777);
-        const src = vol.secret
-          ? lookup(ns)("Secret", vol.secret.secretName)
-          : vol.configMap
-            ? lookup(ns)("ConfigMap", vol.configMap.name)
-            : undefined;
-        const ref = vol.secret ?? vol.configMap;
-        if (ref && !src && !ref.optional) {
-          throw new ConfigError(
-            `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
-          );
+      const dirs = setUpVolumes(r, ns);
+      for (const c of r.ctrs) {
+        failing = c;
+        c.env = { ...resolveEnv(current, c.spec, lookup(ns)), HOSTNAME: m.name!, ...opts.extraEnv };
+        c.mounts = new Map();
+        for (const vm of c.spec.volumeMounts ?? []) {
+          const hostDir = dirs.get(vm.name);
+          if (!hostDir) throw new ConfigError(`volume "${vm.name}" not found`);
+          const target = join(hostDir, vm.subPath ?? "");
+          mkdirSync(target, { recursive: true });
+          c.mounts.set(vm.mountPath, target);
         }
-        for (const [k, v] of Object.entries(src ?? {})) {
-          const item = ref?.items?.find((i) => i.key === k);
-          if (ref?.items && !item) continue;
-          writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
-        }
-        mounts.set(vm.mountPath, hostDir);
       }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      if (!r.configErrorReported) event(pod, "Warning", "Failed", `Error: ${e.message}`);
+      if (!r.configErrorReported) event(r.pod, "Warning", "Failed", `Error: ${e.message}`);
       r.configErrorReported = true;
+      const name = failing?.spec.name;
+      const inits = r.ctrs.filter((c) => c.info.kind !== "main");
+      const mark = (c: Ctr) => {
+        const st = statusOf(c, inits.length ? "PodInitializing" : "ContainerCreating");
+        return c.spec.name === name
+          ? { ...st, state: { waiting: { reason: "CreateContainerConfigError", message: e.message } } }
+          : st;
+      };
       writeStatus(ns, m.name!, (st) => {
-        st.containerStatuses = containerStatus(pod, {
-          waiting: { reason: "CreateContainerConfigError", message: e.message },
-        });
+        if (inits.length) st.initContainerStatuses = inits.map(mark);
+        st.containerStatuses = r.ctrs.filter((c) => c.info.kind === "main").map(mark);
       });
-      r.retry = setTimeout(() => tryStart(pod, container, r), 500);
+      r.retry = setTimeout(() => tryStart(r), 500);
       return;
     }
-    r.run.mounts = Object.fromEntries(mounts);
-    const fullEnv = { ...env, HOSTNAME: m.name!, ...opts.extraEnv };
-    if (mode === "podman") runPodman(pod, container, r, fullEnv, mounts);
-    else runProcess(pod, container, r, fullEnv, mounts);
+    const first = r.ctrs.find((c) => c.info.kind === "main")!;
+    r.run.mounts = Object.fromEntries(first.mounts!);
+    void runPod(r);
   }
 
-  function runProcess(
-    pod: Obj,
-    container: Container,
-    r: Running,
-    env: Record<string, string>,
-    mounts: Map<string, string>,
-  ): void {
-    const tpath = container.terminationMessagePath ?? "/dev/termination-log";
-    const allMounts = new Map(mounts).set(tpath, r.run.terminationLog);
-    const mapped = rewritePaths(env, allMounts);
-    mapped.AGENTFACTORY_TERMINATION_LOG = r.run.terminationLog;
-    if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
-    const cwdMount = container.workingDir ? rewritePaths({ d: container.workingDir }, mounts).d : undefined;
-    const cwd = cwdMount && cwdMount !== container.workingDir ? cwdMount : join(r.dir, "cwd");
-    mkdirSync(cwd, { recursive: true });
-    const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(container.args ?? [])];
-    const child = spawn(cmd!, args, {
-      cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    attach(pod, r, child);
-  }
-
-  function runPodman(
-    pod: Obj,
-    container: Container,
-    r: Running,
-    env: Record<string, string>,
-    mounts: Map<string, string>,
-  ): void {
-    const name = meta(pod).name!;
-    const argv = podmanRunArgs({
-      podName: name,
-      container,
-      podSecurityContext: o(o(pod.spec).securityContext) as never,
-      image: opts.image ?? container.image ?? RUNNER_IMAGE,
-      mounts: [...mounts].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
-      terminationLogHostPath: r.run.terminationLog,
-      env,
-    });
-    r.containerName = name;
-    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
-    const child = spawn("podman", argv, {
-      cwd: r.dir,
-      env: podmanProcessEnv(env),
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    attach(pod, r, child);
-  }
-
-  function attach(pod: Obj, r: Running, child: ChildProcess): void {
-    const m = meta(pod);
-    const ns = m.namespace!;
-    r.child = child;
-    r.run.pid = child.pid;
+  /** Init containers in order (sidecars without waiting), then the regular ones; sidecars stop last. */
+  async function runPod(r: Running): Promise<void> {
+    for (const c of r.ctrs.filter((x) => x.info.kind !== "main")) {
+      if (r.killed) break;
+      launch(r, c);
+      if (c.info.kind === "sidecar") continue;
+      const code = await c.exited!;
+      if (code !== 0) {
+        await stopAll(r);
+        return finishPod(r);
+      }
+    }
+    if (r.killed) {
+      await stopAll(r);
+      return finishPod(r);
+    }
+    const mains = r.ctrs.filter((c) => c.info.kind === "main");
+    for (const c of mains) launch(r, c);
+    r.started = true;
     r.run.phase = "Running";
     const startedAt = now();
-    const onData = (c: Buffer) => sim.podLogs.append(ns, m.name!, c.toString("utf8"));
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    let spawnError: Error | undefined;
-    child.on("error", (e) => {
-      spawnError = e;
-      sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
-    });
-    event(pod, "Normal", "Started", `Started container ${((o(pod.spec).containers as Container[]) ?? [])[0]?.name}`);
-    writeStatus(ns, m.name!, (st) => {
+    event(r.pod, "Normal", "Started", `Started container ${mains[0]!.spec.name}`);
+    writeContainerStatuses(r, (st) => {
       Object.assign(st, {
         phase: "Running",
         startTime: startedAt,
@@ -323,88 +383,181 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
           { type: "ContainersReady", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
           { type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
         ],
-        containerStatuses: containerStatus(
-          pod,
-          { running: { startedAt } },
-          { ready: true, started: true, containerID: `sim://${child.pid}` },
-        ),
       });
     });
-    child.on("close", (code, signal) => {
-      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
-      finishPod(pod, r, exitCode, startedAt);
+    await Promise.all(mains.map((c) => c.exited));
+    // Every regular container ended: the sidecars are stopped (in reverse order, as the kubelet does).
+    await stopAll(r);
+    finishPod(r);
+  }
+
+  /** Starts one run of a container; its exit is recorded, and a sidecar restarts while the pod runs. */
+  function launch(r: Running, c: Ctr): void {
+    const m = meta(r.pod);
+    const ns = m.namespace!;
+    c.terminated = undefined;
+    writeFileSync(c.info.terminationLog, "");
+    const child = mode === "podman" ? spawnPodman(r, c) : spawnProcess(r, c);
+    c.child = child;
+    c.info.pid = child.pid;
+    c.startedAt = now();
+    if (c === r.ctrs.find((x) => x.info.kind === "main")) r.run.pid = child.pid;
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      sim.podLogs.append(ns, `${m.name}/${c.spec.name}`, text);
+      if (c.info.kind === "main") sim.podLogs.append(ns, m.name!, text);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    let spawnError: Error | undefined;
+    child.on("error", (e) => {
+      spawnError = e;
+      sim.podLogs.append(ns, `${m.name}/${c.spec.name}`, `kubelet: ${e.message}\n`);
+      if (c.info.kind === "main") sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
+    });
+    if (c.info.kind !== "main") {
+      event(r.pod, "Normal", "Started", `Started container ${c.spec.name}`);
+      writeContainerStatuses(r);
+    }
+    c.exited = new Promise<number>((resolve) => {
+      child.on("close", (code, signal) => {
+        const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
+        c.info.exitCode = exitCode;
+        if (c === r.ctrs.find((x) => x.info.kind === "main")) r.run.exitCode = exitCode;
+        const message = terminationMessage(r, c, exitCode);
+        c.terminated = {
+          exitCode,
+          reason: exitCode === 0 ? "Completed" : oomKilled(c, exitCode) ? "OOMKilled" : "Error",
+          startedAt: c.startedAt,
+          finishedAt: now(),
+          containerID: `sim://${child.pid}`,
+          ...(message ? { message } : {}),
+        };
+        c.child = undefined;
+        // A `podman run` killed while it was still creating the container leaves it behind (never started,
+        // so --rm never applied): remove it by name.
+        if (c.podmanName)
+          spawn("podman", [...PODMAN_GLOBAL_ARGS, "rm", "-f", "--ignore", c.podmanName], { stdio: "ignore" }).on(
+            "error",
+            () => {},
+          );
+        const restart = c.info.kind === "sidecar" && !c.stopping && !r.killed && !stopped && !r.finished;
+        if (restart) {
+          writeContainerStatuses(r);
+          // Back off like the kubelet's CrashLoopBackOff, in miniature.
+          const delay = Math.min(100 * 2 ** c.info.restarts, 5000);
+          c.info.restarts++;
+          c.restartTimer = setTimeout(() => {
+            if (!c.stopping && !r.killed && !stopped && !r.finished) launch(r, c);
+          }, delay);
+        }
+        resolve(exitCode);
+      });
     });
   }
 
-  function terminationMessage(pod: Obj, r: Running, exitCode: number): string {
+  function spawnProcess(r: Running, c: Ctr): ChildProcess {
+    const tpath = c.spec.terminationMessagePath ?? "/dev/termination-log";
+    const mounts = c.mounts!;
+    const allMounts = new Map(mounts).set(tpath, c.info.terminationLog);
+    const mapped = rewritePaths(c.env!, allMounts);
+    mapped.AGENTFACTORY_TERMINATION_LOG = c.info.terminationLog;
+    if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
+    const cwdMount = c.spec.workingDir ? rewritePaths({ d: c.spec.workingDir }, mounts).d : undefined;
+    const cwd = cwdMount && cwdMount !== c.spec.workingDir ? cwdMount : join(r.dir, `cwd-${c.spec.name}`);
+    mkdirSync(cwd, { recursive: true });
+    const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(c.spec.args ?? [])];
+    return spawn(cmd!, args, {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  }
+
+  function spawnPodman(r: Running, c: Ctr): ChildProcess {
+    // One name per run: a restarted sidecar must not meet the cleanup of its previous run.
+    const name = `${meta(r.pod).name}-${c.spec.name}${c.info.restarts ? `-${c.info.restarts}` : ""}`;
+    const argv = podmanRunArgs({
+      podName: name,
+      container: c.spec,
+      podSecurityContext: podSecurity(r.pod),
+      image: opts.image ?? c.spec.image ?? RUNNER_IMAGE,
+      mounts: [...c.mounts!].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
+      terminationLogHostPath: c.info.terminationLog,
+      env: c.env!,
+      ...(opts.podPidsLimit ? { pidsLimit: opts.podPidsLimit } : {}),
+    });
+    c.podmanName = name;
+    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
+    return spawn("podman", argv, {
+      cwd: r.dir,
+      env: podmanProcessEnv(c.env!),
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  }
+
+  function terminationMessage(r: Running, c: Ctr, exitCode: number): string {
     let msg = "";
     try {
-      msg = readFileSync(r.run.terminationLog, "utf8");
+      msg = readFileSync(c.info.terminationLog, "utf8");
     } catch {}
-    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
-    if (!msg && exitCode !== 0 && c?.terminationMessagePolicy === "FallbackToLogsOnError") {
-      const log = sim.podLogs.get(meta(pod).namespace!, meta(pod).name!) ?? "";
+    if (!msg && exitCode !== 0 && c.spec.terminationMessagePolicy === "FallbackToLogsOnError") {
+      const log = sim.podLogs.get(meta(r.pod).namespace!, `${meta(r.pod).name}/${c.spec.name}`) ?? "";
       msg = log.split("\n").slice(-80).join("\n").slice(-2048);
     }
     return Buffer.from(msg).subarray(0, TERMINATION_MESSAGE_LIMIT).toString("utf8");
   }
 
-  function finishPod(pod: Obj, r: Running, exitCode: number, startedAt: string): void {
-    const m = meta(pod);
+  /** Podman mode: SIGKILL (137) of a memory-limited container we did not kill is the kernel's OOM killer. */
+  function oomKilled(c: Ctr, exitCode: number): boolean {
+    return mode === "podman" && exitCode === 137 && !c.stopping && c.spec.resources?.limits?.memory !== undefined;
+  }
+
+  function finishPod(r: Running): void {
+    if (r.finished) return;
+    r.finished = true;
+    const m = meta(r.pod);
     const ns = m.namespace!;
-    r.run.exitCode = exitCode;
-    r.run.phase = exitCode === 0 ? "Succeeded" : "Failed";
+    const mains = r.ctrs.filter((c) => c.info.kind === "main");
+    const initFailed = r.ctrs.some(
+      (c) => c.info.kind === "init" && c.info.exitCode !== undefined && c.info.exitCode !== 0,
+    );
+    const ok = !initFailed && mains.every((c) => c.info.exitCode === 0);
+    r.run.phase = ok ? "Succeeded" : "Failed";
     const finishedAt = now();
-    const message = terminationMessage(pod, r, exitCode);
     sim.podLogs.end(ns, m.name!);
+    for (const c of r.ctrs) sim.podLogs.end(ns, `${m.name}/${c.spec.name}`);
     if (!stopped) {
-      writeStatus(ns, m.name!, (st) => {
-        const terminated: Obj = {
-          exitCode,
-          reason: exitCode === 0 ? "Completed" : oomKilled(pod, r, exitCode) ? "OOMKilled" : "Error",
-          startedAt,
-          finishedAt,
-          containerID: `sim://${r.run.pid}`,
-          ...(message ? { message } : {}),
-        };
-        Object.assign(st, {
-          phase: r.run.phase,
-          conditions: ((st.conditions as Obj[]) ?? []).map((c) =>
-            c.type === "Ready" || c.type === "ContainersReady"
-              ? { ...c, status: "False", reason: "PodCompleted", lastTransitionTime: finishedAt }
-              : c,
-          ),
-          containerStatuses: containerStatus(
-            pod,
-            { terminated },
-            { started: false, containerID: `sim://${r.run.pid}` },
-          ),
-        });
+      writeContainerStatuses(r, (st) => {
+        st.phase = r.run.phase;
+        st.conditions = ((st.conditions as Obj[]) ?? []).map((c) =>
+          c.type === "Ready" || c.type === "ContainersReady"
+            ? { ...c, status: "False", reason: "PodCompleted", lastTransitionTime: finishedAt }
+            : c,
+        );
       });
     }
     rmSync(r.dir, { recursive: true, force: true });
     r.resolveDone();
   }
 
-  /** Podman mode: SIGKILL (137) of a memory-limited container we did not kill is the kernel's OOM killer. */
-  function oomKilled(pod: Obj, r: Running, exitCode: number): boolean {
-    const c = ((o(pod.spec).containers as Container[]) ?? [])[0];
-    return mode === "podman" && exitCode === 137 && !r.killed && c?.resources?.limits?.memory !== undefined;
+  /** Stops every running container of the pod (sidecars last-started first) and waits for them. */
+  async function stopAll(r: Running): Promise<void> {
+    const live = [...r.ctrs].reverse();
+    for (const c of live) {
+      c.stopping = true;
+      clearTimeout(c.restartTimer);
+      stopContainer(c);
+    }
+    await Promise.all(live.map((c) => (c.child ? c.exited : undefined)));
   }
 
-  function kill(r: Running): void {
-    r.killed = true;
-    clearTimeout(r.retry);
-    const child = r.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) {
-      if (!child) {
-        rmSync(r.dir, { recursive: true, force: true });
-        r.resolveDone();
-      }
-      return;
-    }
-    if (r.containerName)
-      spawn("podman", [...podmanStopArgs(r.containerName)], { stdio: "ignore" }).on("error", () => {});
+  function stopContainer(c: Ctr): void {
+    const child = c.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (c.podmanName) spawn("podman", [...podmanStopArgs(c.podmanName)], { stdio: "ignore" }).on("error", () => {});
     try {
       process.kill(-child.pid!, "SIGTERM");
     } catch {}
@@ -415,6 +568,26 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     }, 2000);
     hard.unref();
     child.on("close", () => clearTimeout(hard));
+  }
+
+  /** The pod was deleted (or the kubelet stops): kill its containers; the pod ends once they have. */
+  function kill(r: Running): void {
+    if (r.killed) return;
+    r.killed = true;
+    clearTimeout(r.retry);
+    if (!r.ctrs.some((c) => c.child)) {
+      if (!r.finished && !r.ctrs.some((c) => c.exited)) {
+        r.finished = true;
+        rmSync(r.dir, { recursive: true, force: true });
+        r.resolveDone();
+      }
+      return;
+    }
+    for (const c of [...r.ctrs].reverse()) {
+      c.stopping = true;
+      clearTimeout(c.restartTimer);
+      stopContainer(c);
+    }
   }
 
   /** The kubelet's pod watch: start new Pending pods, kill the containers of deleted ones. */
@@ -466,7 +639,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
   }
 
   return {
-    pods: () => started.map((r) => ({ ...r.run })),
+    pods: () => started.map((r) => ({ ...r.run, containers: r.run.containers.map((c) => ({ ...c })) })),
     async stop() {
       stopped = true;
       unsubscribe();

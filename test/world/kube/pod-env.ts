@@ -31,6 +31,8 @@ export interface Container {
   volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
   terminationMessagePath?: string;
   terminationMessagePolicy?: string;
+  /** "Always" on an init container: a native sidecar. */
+  restartPolicy?: string;
   securityContext?: { readOnlyRootFilesystem?: boolean; runAsUser?: number; runAsGroup?: number };
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
 }

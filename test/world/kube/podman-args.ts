@@ -7,11 +7,22 @@
 import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from "../podman.ts";
 import { type Container, parseQuantity } from "./pod-env.ts";
 
+/** The pod-level securityContext fields a container run honours. */
+export interface PodSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
+  supplementalGroups?: number[];
+}
+
 export interface PodmanRunInput {
+  /** The podman container's name (unique per pod and container). */
   podName: string;
   container: Container;
-  /** The pod's securityContext (runAsUser/runAsGroup fall back to it). */
-  podSecurityContext?: { runAsUser?: number; runAsGroup?: number };
+  /** The pod's securityContext: runAsUser/runAsGroup fall back to it; fsGroup and supplementalGroups are added. */
+  podSecurityContext?: PodSecurityContext;
+  /** The node's PID limit per container (`--pids-limit`). */
+  pidsLimit?: number;
   image: string;
   /** Host directory → container path, for emptyDir, secret and configMap volumes. */
   mounts: { hostPath: string; mountPath: string; readOnly?: boolean }[];
@@ -48,6 +59,10 @@ export function podmanRunArgs(input: PodmanRunInput): string[] {
   const args = [...PODMAN_GLOBAL_ARGS, "run", "--rm", "--network", "host", ...PODMAN_RUN_ARGS, "--name", input.podName];
   if (sc.readOnlyRootFilesystem) args.push("--read-only");
   if (user !== undefined) args.push("--user", group !== undefined ? `${user}:${group}` : String(user));
+  const pod = input.podSecurityContext ?? {};
+  for (const g of [...(pod.fsGroup !== undefined ? [pod.fsGroup] : []), ...(pod.supplementalGroups ?? [])])
+    args.push("--group-add", String(g));
+  if (input.pidsLimit !== undefined) args.push("--pids-limit", String(input.pidsLimit));
   args.push("--cap-drop", "ALL", "--security-opt", "no-new-privileges");
   const limits = c.resources?.limits ?? {};
   if (limits.memory !== undefined) args.push("--memory", String(Math.floor(parseQuantity(limits.memory))));

@@ -355,7 +355,10 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         entry.verb = "get";
         const pod = store.get(route.rt, ns, name!);
         const phase = (pod.status as Obj | undefined)?.phase;
-        return serveLog(res, podLogs, ns ?? "", name!, phase === "Succeeded" || phase === "Failed", q);
+        // Each container's log is kept under <pod>/<container>; the pod's own key holds the regular containers'.
+        const container = q.get("container");
+        const key = container ? `${name}/${container}` : name!;
+        return serveLog(res, podLogs, ns ?? "", key, phase === "Succeeded" || phase === "Failed", q);
       }
       if (!name) {
         entry.verb = "list";
