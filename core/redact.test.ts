@@ -269,6 +269,7 @@ describe("near misses: ordinary code and logs stay as they are", () => {
     ],
     ["an npm integrity hash", `"integrity": "sha512-${Buffer.from(rnd(ALNUM, 48)).toString("base64")}"`],
     ["code reading a token", "const token = process.env.GITHUB_TOKEN ?? '';"],
+    ["the shell's working directories", "PWD=/workspace/repo\nOLDPWD=/home/runner/work/tmp-3f9a2c8e7d6b"],
     ["a type annotation", "function login(user: string, password: string): Promise<Token> {"],
     ["settings named like secrets", "maxTokens: 8192, tokenUrl: https://auth.example.com/token, tokens: 1200"],
     ["database and cache keys", 'cacheKey: "v1-deps-3f2a9c8e7d6b5a4f", primary_key = "user_id_9f8e7d"'],

@@ -95,8 +95,12 @@ function words(name: string): string[] {
     .filter(Boolean);
 }
 
+/** Names that only look like a password's: the shell's working directories. */
+const NOT_SECRET_NAMES = new Set(["PWD", "OLDPWD"]);
+
 function secretValue(value: string, keep: string): boolean {
   const name = /^[A-Za-z0-9_.-]*/.exec(keep)?.[0] ?? "";
+  if (NOT_SECRET_NAMES.has(name)) return false;
   const w = words(name);
   if (w.some((x) => NOT_SECRET_WORDS.has(x))) return false;
   const key = w.lastIndexOf("key");
