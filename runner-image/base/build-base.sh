@@ -63,7 +63,7 @@ find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
 rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
 
 echo "build-base: node $node_version → /usr/local/bin/node"
-install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
+install -m 0711 "$node_bin" "$rootfs/usr/local/bin/node"  # execute-only: see the Dockerfile
 
 # npm and npx as in node:24-bookworm-slim (repositories' tests are often `npm test`); taken from the
 # npm that runs this build, since nothing can be downloaded into the image.
