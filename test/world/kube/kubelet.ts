@@ -97,28 +97,11 @@ export function defaultProcessCommand(): string[] {
   return [process.execPath, "--import", tsx, join(REPO_ROOT, "runner-image/src/main.ts")];
 }
 
-interface Ctr {
-  spec: Container;
-  info: ContainerRun;
-  env?: Record<string, string>;
-  mounts?: Map<string, string>;
-  child?: ChildProcess;
-  /** Podman mode: the container name to stop. */
-  podmanName?: string;
-  startedAt?: string;
-  terminated?: Obj;
-  /** Being stopped by the kubelet (pod end, deletion): exits are not restarts nor OOM kills. */
-  stopping: boolean;
-  /** Resolves when the current run of the container exits, with its exit code. */
-  exited?: Promise<number>;
-  restartTimer?: NodeJS.Timeout;
-}
-
 interface Running {
   run: PodRun;
   pod: Obj;
   dir: string;
-  ctrs: Ctr[];
+  ctrs: PodContainer[];
   killed: boolean;
   /** The regular containers have been started. */
   started: boolean;
@@ -134,6 +117,277 @@ function o(v: unknown): Obj {
 }
 
 const isRoot = () => process.getuid?.() === 0;
+
+/** One container of a running pod, as both kubelets (this one and api-kubelet.ts) track it. */
+export interface PodContainer {
+  spec: Container;
+  info: ContainerRun;
+  env?: Record<string, string>;
+  mounts?: Map<string, string>;
+  child?: ChildProcess;
+  /** Podman mode: the container name to stop. */
+  podmanName?: string;
+  startedAt?: string;
+  terminated?: Obj;
+  /** The terminated state of the run before the current one (a restarted sidecar). */
+  lastTerminated?: Obj;
+  /** A sidecar that exited while the pod runs, waiting out its restart back-off. */
+  backoff?: boolean;
+  /** Being stopped by the kubelet (pod end, deletion): exits are not restarts nor OOM kills. */
+  stopping: boolean;
+  /** Resolves when the current run of the container exits, with its exit code. */
+  exited?: Promise<number>;
+  restartTimer?: NodeJS.Timeout;
+}
+
+/** The pod's containers, init containers and sidecars first, each with an empty termination log in `dir`. */
+export function podContainers(spec: Obj, dir: string): PodContainer[] {
+  return [
+    ...((spec.initContainers as Container[]) ?? []).map((c) => ({
+      spec: c,
+      kind: (c.restartPolicy === "Always" ? "sidecar" : "init") as ContainerRun["kind"],
+    })),
+    ...((spec.containers as Container[]) ?? []).map((c) => ({ spec: c, kind: "main" as const })),
+  ].map(({ spec: c, kind }) => {
+    const terminationLog = join(dir, `termination-log-${c.name}`);
+    writeFileSync(terminationLog, "");
+    // The container may run as another uid (runAsUser): the termination log must be writable.
+    chmodSync(terminationLog, 0o666);
+    return { spec: c, info: { name: c.name, kind, restarts: 0, terminationLog }, stopping: false };
+  });
+}
+
+/**
+ * The pod's volumes, once per pod and shared by its containers (`<dir>/v/<name>`): emptyDirs, Secrets,
+ * ConfigMaps. Throws ConfigError for a missing Secret or ConfigMap that is not optional.
+ */
+export function setUpPodVolumes(spec: Obj, dir: string, lookup: DataLookup): Map<string, string> {
+  const volumes = (spec.volumes as Volume[]) ?? [];
+  const fsGroup = (o(spec.securityContext) as PodSecurityContext).fsGroup;
+  const dirs = new Map<string, string>();
+  for (const vol of volumes) {
+    const hostDir = join(dir, "v", vol.name);
+    mkdirSync(hostDir, { recursive: true });
+    // emptyDir is 0777; with fsGroup the kubelet makes it group-owned by fsGroup, setgid.
+    if (fsGroup !== undefined && fsGroup !== null && isRoot()) {
+      chownSync(hostDir, 0, fsGroup);
+      chmodSync(hostDir, 0o2777);
+    } else chmodSync(hostDir, 0o777);
+    const ref = vol.secret ?? vol.configMap;
+    const src = vol.secret
+      ? lookup("Secret", vol.secret.secretName)
+      : vol.configMap
+        ? lookup("ConfigMap", vol.configMap.name)
+        : undefined;
+    if (ref && !src && !ref.optional) {
+      throw new ConfigError(
+        `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
+      );
+    }
+    for (const [k, v] of Object.entries(src ?? {})) {
+      const item = ref?.items?.find((i) => i.key === k);
+      if (ref?.items && !item) continue;
+      writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
+    }
+    dirs.set(vol.name, hostDir);
+  }
+  return dirs;
+}
+
+/** Resolves a container's environment and its mounts (container path → host directory). Throws ConfigError. */
+export function configureContainer(
+  c: PodContainer,
+  pod: Obj,
+  lookup: DataLookup,
+  dirs: Map<string, string>,
+  extraEnv: Record<string, string> = {},
+): void {
+  c.env = { ...resolveEnv(pod, c.spec, lookup), HOSTNAME: String(o(pod.metadata).name), ...extraEnv };
+  c.mounts = new Map();
+  for (const vm of c.spec.volumeMounts ?? []) {
+    const hostDir = dirs.get(vm.name);
+    if (!hostDir) throw new ConfigError(`volume "${vm.name}" not found`);
+    const target = join(hostDir, vm.subPath ?? "");
+    mkdirSync(target, { recursive: true });
+    c.mounts.set(vm.mountPath, target);
+  }
+}
+
+export interface SpawnOptions {
+  mode: KubeletMode;
+  /** The pod's directory: podman's working directory, and process mode's default cwd. */
+  dir: string;
+  /** Process mode: the command run for every container (its args appended). */
+  processCommand?: string[];
+  /** Podman mode: the image to run instead of the container's own. */
+  image?: string;
+  podSecurityContext?: PodSecurityContext;
+  /** Podman mode: `--pids-limit`. */
+  pidsLimit?: number;
+  /** Podman mode: the container's name for this run (set as c.podmanName). */
+  podmanName: string;
+}
+
+/** Starts one run of a container: a local process (process mode) or `podman run` (podman mode). */
+export function spawnContainer(c: PodContainer, opts: SpawnOptions): ChildProcess {
+  if (opts.mode === "podman") {
+    const argv = podmanRunArgs({
+      podName: opts.podmanName,
+      container: c.spec,
+      podSecurityContext: opts.podSecurityContext ?? {},
+      image: opts.image ?? c.spec.image ?? RUNNER_IMAGE,
+      mounts: [...c.mounts!].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
+      terminationLogHostPath: c.info.terminationLog,
+      env: c.env!,
+      ...(opts.pidsLimit ? { pidsLimit: opts.pidsLimit } : {}),
+    });
+    c.podmanName = opts.podmanName;
+    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
+    return spawn("podman", argv, {
+      cwd: opts.dir,
+      env: podmanProcessEnv(c.env!),
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  }
+  const tpath = c.spec.terminationMessagePath ?? "/dev/termination-log";
+  const mounts = c.mounts!;
+  const allMounts = new Map(mounts).set(tpath, c.info.terminationLog);
+  const mapped = rewritePaths(c.env!, allMounts);
+  mapped.AGENTFACTORY_TERMINATION_LOG = c.info.terminationLog;
+  if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
+  const cwdMount = c.spec.workingDir ? rewritePaths({ d: c.spec.workingDir }, mounts).d : undefined;
+  const cwd = cwdMount && cwdMount !== c.spec.workingDir ? cwdMount : join(opts.dir, `cwd-${c.spec.name}`);
+  mkdirSync(cwd, { recursive: true });
+  const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(c.spec.args ?? [])];
+  return spawn(cmd!, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** The container's termination message: its termination log, or with FallbackToLogsOnError its log's tail. */
+export function readTerminationMessage(c: PodContainer, exitCode: number, log: () => string): string {
+  let msg = "";
+  try {
+    msg = readFileSync(c.info.terminationLog, "utf8");
+  } catch {}
+  if (!msg && exitCode !== 0 && c.spec.terminationMessagePolicy === "FallbackToLogsOnError") {
+    msg = log().split("\n").slice(-80).join("\n").slice(-2048);
+  }
+  return Buffer.from(msg).subarray(0, TERMINATION_MESSAGE_LIMIT).toString("utf8");
+}
+
+/** What launchContainer asks of its kubelet. */
+export interface LaunchHooks {
+  spawn(c: PodContainer): ChildProcess;
+  /** A chunk of the container's stdout or stderr. */
+  output(c: PodContainer, text: string): void;
+  /** A run of the container started (c.child, c.info.pid and c.startedAt set). */
+  started(c: PodContainer): void;
+  /** A run ended (c.terminated set); `restarting`: a sidecar, restarted after a back-off (c.backoff). */
+  exited(c: PodContainer, restarting: boolean): void;
+  terminationMessage(c: PodContainer, exitCode: number): string;
+  oomKilled(c: PodContainer, exitCode: number): boolean;
+  /** The pod still runs (not killed, finished, nor its kubelet stopped): a sidecar that exits is restarted. */
+  live(): boolean;
+  /** containerID scheme: `<scheme>://<pid>`. */
+  idScheme: string;
+}
+
+/** Starts one run of a container; its exit is recorded, and a sidecar restarts while the pod runs. */
+export function launchContainer(c: PodContainer, h: LaunchHooks): void {
+  c.lastTerminated = c.terminated ?? c.lastTerminated;
+  c.terminated = undefined;
+  c.backoff = false;
+  writeFileSync(c.info.terminationLog, "");
+  const child = h.spawn(c);
+  c.child = child;
+  c.info.pid = child.pid;
+  c.startedAt = now();
+  const onData = (chunk: Buffer) => h.output(c, chunk.toString("utf8"));
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  let spawnError: Error | undefined;
+  child.on("error", (e) => {
+    spawnError = e;
+    h.output(c, `kubelet: ${e.message}\n`);
+  });
+  h.started(c);
+  c.exited = new Promise<number>((resolve) => {
+    child.on("close", (code, signal) => {
+      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
+      c.info.exitCode = exitCode;
+      const message = h.terminationMessage(c, exitCode);
+      c.terminated = {
+        exitCode,
+        reason: exitCode === 0 ? "Completed" : h.oomKilled(c, exitCode) ? "OOMKilled" : "Error",
+        startedAt: c.startedAt,
+        finishedAt: now(),
+        containerID: `${h.idScheme}://${child.pid}`,
+        ...(message ? { message } : {}),
+      };
+      c.child = undefined;
+      // A `podman run` killed while it was still creating the container leaves it behind (never started,
+      // so --rm never applied): remove it by name.
+      if (c.podmanName)
+        spawn("podman", [...PODMAN_GLOBAL_ARGS, "rm", "-f", "--ignore", c.podmanName], { stdio: "ignore" }).on(
+          "error",
+          () => {},
+        );
+      const restart = c.info.kind === "sidecar" && !c.stopping && h.live();
+      if (restart) {
+        c.backoff = true;
+        h.exited(c, true);
+        // Back off like the kubelet's CrashLoopBackOff, in miniature.
+        const delay = restartDelayMs(c.info.restarts);
+        c.info.restarts++;
+        c.restartTimer = setTimeout(() => {
+          if (!c.stopping && h.live()) launchContainer(c, h);
+        }, delay);
+      } else h.exited(c, false);
+      resolve(exitCode);
+    });
+  });
+}
+
+/** The back-off before a sidecar's next restart. */
+export const restartDelayMs = (restarts: number) => Math.min(100 * 2 ** restarts, 5000);
+
+/** What runContainers asks of its kubelet. */
+export interface RunHooks {
+  launch(c: PodContainer): void;
+  /** The pod is being killed (deleted, the kubelet stopping): start nothing more. */
+  killed(): boolean;
+  /** Every regular container has been launched. */
+  mainsStarted(mains: PodContainer[]): void;
+  /** Stops every container still running (the sidecars, once the regular ones ended) and waits for them. */
+  stopAll(): Promise<void>;
+}
+
+/**
+ * A pod's containers as the kubelet runs them: init containers in order, each to completion (a failure ends
+ * the pod), sidecars started without waiting, then every regular container; once they have all ended, the
+ * rest is stopped. Resolves when every container has stopped.
+ */
+export async function runContainers(ctrs: PodContainer[], h: RunHooks): Promise<void> {
+  for (const c of ctrs.filter((x) => x.info.kind !== "main")) {
+    if (h.killed()) break;
+    h.launch(c);
+    if (c.info.kind === "sidecar") continue;
+    const code = await c.exited!;
+    if (code !== 0) return h.stopAll();
+  }
+  if (h.killed()) return h.stopAll();
+  const mains = ctrs.filter((c) => c.info.kind === "main");
+  for (const c of mains) h.launch(c);
+  h.mainsStarted(mains);
+  await Promise.all(mains.map((c) => c.exited));
+  // Every regular container ended: the sidecars are stopped.
+  await h.stopAll();
+}
 
 export function startKubelet(opts: KubeletOptions): Kubelet {
   const { sim } = opts;
@@ -170,13 +424,13 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     return `${meta(p).namespace}/${meta(p).name}`;
   }
 
-  function containerState(c: Ctr, waitingReason: string): Obj {
+  function containerState(c: PodContainer, waitingReason: string): Obj {
     if (c.terminated) return { terminated: c.terminated };
     if (c.startedAt && c.child) return { running: { startedAt: c.startedAt } };
     return { waiting: { reason: waitingReason } };
   }
 
-  function statusOf(c: Ctr, waitingReason: string): Obj {
+  function statusOf(c: PodContainer, waitingReason: string): Obj {
     const state = containerState(c, waitingReason);
     const live = "running" in state;
     return {
@@ -212,19 +466,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     if (!mains.length) return;
     // Short: unix socket paths in a volume must stay under 108 bytes.
     const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name!.slice(0, 24)}-`));
-    const ctrs: Ctr[] = [
-      ...((spec.initContainers as Container[]) ?? []).map((c) => ({
-        spec: c,
-        kind: (c.restartPolicy === "Always" ? "sidecar" : "init") as ContainerRun["kind"],
-      })),
-      ...mains.map((c) => ({ spec: c, kind: "main" as const })),
-    ].map(({ spec: c, kind }) => {
-      const terminationLog = join(dir, `termination-log-${c.name}`);
-      writeFileSync(terminationLog, "");
-      // The container may run as another uid (runAsUser): the termination log must be writable.
-      chmodSync(terminationLog, 0o666);
-      return { spec: c, info: { name: c.name, kind, restarts: 0, terminationLog }, stopping: false };
-    });
+    const ctrs = podContainers(spec, dir);
     const first = ctrs.find((c) => c.info.kind === "main")!;
     const owner = (m.ownerReferences ?? []).find((ref) => ref.kind === "Job" && ref.controller);
     let resolveDone!: () => void;
@@ -270,60 +512,18 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     tryStart(r);
   }
 
-  /** The pod's volumes, once per pod and shared by its containers: emptyDirs, Secrets, ConfigMaps. */
-  function setUpVolumes(r: Running, ns: string): Map<string, string> {
-    const volumes = (o(r.pod.spec).volumes as Volume[]) ?? [];
-    const fsGroup = podSecurity(r.pod).fsGroup;
-    const dirs = new Map<string, string>();
-    for (const vol of volumes) {
-      const hostDir = join(r.dir, "v", vol.name);
-      mkdirSync(hostDir, { recursive: true });
-      // emptyDir is 0777; with fsGroup the kubelet makes it group-owned by fsGroup, setgid.
-      if (fsGroup !== undefined && isRoot()) {
-        chownSync(hostDir, 0, fsGroup);
-        chmodSync(hostDir, 0o2777);
-      } else chmodSync(hostDir, 0o777);
-      const ref = vol.secret ?? vol.configMap;
-      const src = vol.secret
-        ? lookup(ns)("Secret", vol.secret.secretName)
-        : vol.configMap
-          ? lookup(ns)("ConfigMap", vol.configMap.name)
-          : undefined;
-      if (ref && !src && !ref.optional) {
-        throw new ConfigError(
-          `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
-        );
-      }
-      for (const [k, v] of Object.entries(src ?? {})) {
-        const item = ref?.items?.find((i) => i.key === k);
-        if (ref?.items && !item) continue;
-        writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
-      }
-      dirs.set(vol.name, hostDir);
-    }
-    return dirs;
-  }
-
   /** Sets up volumes and env; waits (CreateContainerConfigError) while a referenced Secret is missing. */
   function tryStart(r: Running): void {
     const m = meta(r.pod);
     const ns = m.namespace!;
     if (r.killed || stopped) return;
     const current = store.tryGet(pods, ns, m.name!) ?? r.pod;
-    let failing: Ctr | undefined;
+    let failing: PodContainer | undefined;
     try {
-      const dirs = setUpVolumes(r, ns);
+      const dirs = setUpPodVolumes(o(r.pod.spec), r.dir, lookup(ns));
       for (const c of r.ctrs) {
         failing = c;
-        c.env = { ...resolveEnv(current, c.spec, lookup(ns)), HOSTNAME: m.name!, ...opts.extraEnv };
-        c.mounts = new Map();
-        for (const vm of c.spec.volumeMounts ?? []) {
-          const hostDir = dirs.get(vm.name);
-          if (!hostDir) throw new ConfigError(`volume "${vm.name}" not found`);
-          const target = join(hostDir, vm.subPath ?? "");
-          mkdirSync(target, { recursive: true });
-          c.mounts.set(vm.mountPath, target);
-        }
+        configureContainer(c, current, lookup(ns), dirs, opts.extraEnv);
       }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
@@ -331,7 +531,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
       r.configErrorReported = true;
       const name = failing?.spec.name;
       const inits = r.ctrs.filter((c) => c.info.kind !== "main");
-      const mark = (c: Ctr) => {
+      const mark = (c: PodContainer) => {
         const st = statusOf(c, inits.length ? "PodInitializing" : "ContainerCreating");
         return c.spec.name === name
           ? { ...st, state: { waiting: { reason: "CreateContainerConfigError", message: e.message } } }
@@ -346,172 +546,75 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     }
     const first = r.ctrs.find((c) => c.info.kind === "main")!;
     r.run.mounts = Object.fromEntries(first.mounts!);
-    void runPod(r);
+    void runContainers(r.ctrs, {
+      launch: (c) => launch(r, c),
+      killed: () => r.killed,
+      mainsStarted: (mains) => {
+        r.started = true;
+        r.run.phase = "Running";
+        const startedAt = now();
+        event(r.pod, "Normal", "Started", `Started container ${mains[0]!.spec.name}`);
+        writeContainerStatuses(r, (st) => {
+          Object.assign(st, {
+            phase: "Running",
+            startTime: startedAt,
+            podIP: "127.0.0.1",
+            podIPs: [{ ip: "127.0.0.1" }],
+            conditions: [
+              { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+              { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+              { type: "ContainersReady", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+              { type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
+            ],
+          });
+        });
+      },
+      stopAll: () => stopAll(r),
+    }).then(() => finishPod(r));
   }
 
-  /** Init containers in order (sidecars without waiting), then the regular ones; sidecars stop last. */
-  async function runPod(r: Running): Promise<void> {
-    for (const c of r.ctrs.filter((x) => x.info.kind !== "main")) {
-      if (r.killed) break;
-      launch(r, c);
-      if (c.info.kind === "sidecar") continue;
-      const code = await c.exited!;
-      if (code !== 0) {
-        await stopAll(r);
-        return finishPod(r);
-      }
-    }
-    if (r.killed) {
-      await stopAll(r);
-      return finishPod(r);
-    }
-    const mains = r.ctrs.filter((c) => c.info.kind === "main");
-    for (const c of mains) launch(r, c);
-    r.started = true;
-    r.run.phase = "Running";
-    const startedAt = now();
-    event(r.pod, "Normal", "Started", `Started container ${mains[0]!.spec.name}`);
-    writeContainerStatuses(r, (st) => {
-      Object.assign(st, {
-        phase: "Running",
-        startTime: startedAt,
-        podIP: "127.0.0.1",
-        podIPs: [{ ip: "127.0.0.1" }],
-        conditions: [
-          { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
-          { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
-          { type: "ContainersReady", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
-          { type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: startedAt },
-        ],
-      });
-    });
-    await Promise.all(mains.map((c) => c.exited));
-    // Every regular container ended: the sidecars are stopped (in reverse order, as the kubelet does).
-    await stopAll(r);
-    finishPod(r);
-  }
-
-  /** Starts one run of a container; its exit is recorded, and a sidecar restarts while the pod runs. */
-  function launch(r: Running, c: Ctr): void {
+  /** Starts one run of a container (shared launchContainer, with this kubelet's logs, events and statuses). */
+  function launch(r: Running, c: PodContainer): void {
     const m = meta(r.pod);
     const ns = m.namespace!;
-    c.terminated = undefined;
-    writeFileSync(c.info.terminationLog, "");
-    const child = mode === "podman" ? spawnPodman(r, c) : spawnProcess(r, c);
-    c.child = child;
-    c.info.pid = child.pid;
-    c.startedAt = now();
-    if (c === r.ctrs.find((x) => x.info.kind === "main")) r.run.pid = child.pid;
-    const onData = (chunk: Buffer) => {
-      const text = chunk.toString("utf8");
-      sim.podLogs.append(ns, `${m.name}/${c.spec.name}`, text);
-      if (c.info.kind === "main") sim.podLogs.append(ns, m.name!, text);
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    let spawnError: Error | undefined;
-    child.on("error", (e) => {
-      spawnError = e;
-      sim.podLogs.append(ns, `${m.name}/${c.spec.name}`, `kubelet: ${e.message}\n`);
-      if (c.info.kind === "main") sim.podLogs.append(ns, m.name!, `kubelet: ${e.message}\n`);
-    });
-    if (c.info.kind !== "main") {
-      event(r.pod, "Normal", "Started", `Started container ${c.spec.name}`);
-      writeContainerStatuses(r);
-    }
-    c.exited = new Promise<number>((resolve) => {
-      child.on("close", (code, signal) => {
-        const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
-        c.info.exitCode = exitCode;
-        if (c === r.ctrs.find((x) => x.info.kind === "main")) r.run.exitCode = exitCode;
-        const message = terminationMessage(r, c, exitCode);
-        c.terminated = {
-          exitCode,
-          reason: exitCode === 0 ? "Completed" : oomKilled(c, exitCode) ? "OOMKilled" : "Error",
-          startedAt: c.startedAt,
-          finishedAt: now(),
-          containerID: `sim://${child.pid}`,
-          ...(message ? { message } : {}),
-        };
-        c.child = undefined;
-        // A `podman run` killed while it was still creating the container leaves it behind (never started,
-        // so --rm never applied): remove it by name.
-        if (c.podmanName)
-          spawn("podman", [...PODMAN_GLOBAL_ARGS, "rm", "-f", "--ignore", c.podmanName], { stdio: "ignore" }).on(
-            "error",
-            () => {},
-          );
-        const restart = c.info.kind === "sidecar" && !c.stopping && !r.killed && !stopped && !r.finished;
-        if (restart) {
+    const first = r.ctrs.find((x) => x.info.kind === "main");
+    launchContainer(c, {
+      idScheme: "sim",
+      spawn: (c) =>
+        spawnContainer(c, {
+          mode,
+          dir: r.dir,
+          ...(opts.processCommand ? { processCommand: opts.processCommand } : {}),
+          ...(opts.image ? { image: opts.image } : {}),
+          podSecurityContext: podSecurity(r.pod),
+          ...(opts.podPidsLimit ? { pidsLimit: opts.podPidsLimit } : {}),
+          // One name per run: a restarted sidecar must not meet the cleanup of its previous run.
+          podmanName: `${m.name}-${c.spec.name}${c.info.restarts ? `-${c.info.restarts}` : ""}`,
+        }),
+      output: (c, text) => {
+        sim.podLogs.append(ns, `${m.name}/${c.spec.name}`, text);
+        if (c.info.kind === "main") sim.podLogs.append(ns, m.name!, text);
+      },
+      started: (c) => {
+        if (c === first) r.run.pid = c.info.pid;
+        if (c.info.kind !== "main") {
+          event(r.pod, "Normal", "Started", `Started container ${c.spec.name}`);
           writeContainerStatuses(r);
-          // Back off like the kubelet's CrashLoopBackOff, in miniature.
-          const delay = Math.min(100 * 2 ** c.info.restarts, 5000);
-          c.info.restarts++;
-          c.restartTimer = setTimeout(() => {
-            if (!c.stopping && !r.killed && !stopped && !r.finished) launch(r, c);
-          }, delay);
         }
-        resolve(exitCode);
-      });
+      },
+      exited: (c, restarting) => {
+        if (c === first) r.run.exitCode = c.info.exitCode;
+        if (restarting) writeContainerStatuses(r);
+      },
+      terminationMessage: (c, exitCode) =>
+        readTerminationMessage(c, exitCode, () => sim.podLogs.get(ns, `${m.name}/${c.spec.name}`) ?? ""),
+      oomKilled: (c, exitCode) => oomKilled(c, exitCode),
+      live: () => !r.killed && !stopped && !r.finished,
     });
-  }
-
-  function spawnProcess(r: Running, c: Ctr): ChildProcess {
-    const tpath = c.spec.terminationMessagePath ?? "/dev/termination-log";
-    const mounts = c.mounts!;
-    const allMounts = new Map(mounts).set(tpath, c.info.terminationLog);
-    const mapped = rewritePaths(c.env!, allMounts);
-    mapped.AGENTFACTORY_TERMINATION_LOG = c.info.terminationLog;
-    if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
-    const cwdMount = c.spec.workingDir ? rewritePaths({ d: c.spec.workingDir }, mounts).d : undefined;
-    const cwd = cwdMount && cwdMount !== c.spec.workingDir ? cwdMount : join(r.dir, `cwd-${c.spec.name}`);
-    mkdirSync(cwd, { recursive: true });
-    const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(c.spec.args ?? [])];
-    return spawn(cmd!, args, {
-      cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  }
-
-  function spawnPodman(r: Running, c: Ctr): ChildProcess {
-    // One name per run: a restarted sidecar must not meet the cleanup of its previous run.
-    const name = `${meta(r.pod).name}-${c.spec.name}${c.info.restarts ? `-${c.info.restarts}` : ""}`;
-    const argv = podmanRunArgs({
-      podName: name,
-      container: c.spec,
-      podSecurityContext: podSecurity(r.pod),
-      image: opts.image ?? c.spec.image ?? RUNNER_IMAGE,
-      mounts: [...c.mounts!].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
-      terminationLogHostPath: c.info.terminationLog,
-      env: c.env!,
-      ...(opts.podPidsLimit ? { pidsLimit: opts.podPidsLimit } : {}),
-    });
-    c.podmanName = name;
-    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
-    return spawn("podman", argv, {
-      cwd: r.dir,
-      env: podmanProcessEnv(c.env!),
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  }
-
-  function terminationMessage(r: Running, c: Ctr, exitCode: number): string {
-    let msg = "";
-    try {
-      msg = readFileSync(c.info.terminationLog, "utf8");
-    } catch {}
-    if (!msg && exitCode !== 0 && c.spec.terminationMessagePolicy === "FallbackToLogsOnError") {
-      const log = sim.podLogs.get(meta(r.pod).namespace!, `${meta(r.pod).name}/${c.spec.name}`) ?? "";
-      msg = log.split("\n").slice(-80).join("\n").slice(-2048);
-    }
-    return Buffer.from(msg).subarray(0, TERMINATION_MESSAGE_LIMIT).toString("utf8");
   }
 
   /** Podman mode: SIGKILL (137) of a memory-limited container we did not kill is the kernel's OOM killer. */
-  function oomKilled(c: Ctr, exitCode: number): boolean {
+  function oomKilled(c: PodContainer, exitCode: number): boolean {
     return mode === "podman" && exitCode === 137 && !c.stopping && c.spec.resources?.limits?.memory !== undefined;
   }
 
@@ -554,7 +657,7 @@ export function startKubelet(opts: KubeletOptions): Kubelet {
     await Promise.all(live.map((c) => (c.child ? c.exited : undefined)));
   }
 
-  function stopContainer(c: Ctr): void {
+  function stopContainer(c: PodContainer): void {
     const child = c.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     if (c.podmanName) spawn("podman", [...podmanStopArgs(c.podmanName)], { stdio: "ignore" }).on("error", () => {});
