@@ -1,36 +1,63 @@
 /**
  * The test world's kubelet on the real API server. It registers a Node (with its heartbeat Lease in
- * kube-node-lease), watches the pods the scheduler binds to it (fieldSelector spec.nodeName), runs each pod's
- * first container as a Podman container of its image or as a local process, and writes `pods/status` as a real
- * kubelet does: Pending (ContainerCreating, or CreateContainerConfigError while a Secret is missing), Running,
- * then Succeeded/Failed with the container's exit code, reason (Completed, Error, OOMKilled) and termination
- * message. A pod deleted with a grace period gets SIGTERM, SIGKILL when the grace runs out, and is then removed
- * with gracePeriodSeconds=0, as the kubelet confirms a graceful deletion. It authenticates as
- * system:node:<name>, so the Node authorizer and NodeRestriction decide what it may read and write (only the
- * Secrets of the pods bound to it, only its own Node). It serves container logs on an HTTPS port, so
- * `kubectl logs` works through the API server.
+ * kube-node-lease), watches the pods the scheduler binds to it (fieldSelector spec.nodeName), runs every
+ * container of each pod as a Podman container of its image or as a local process, and writes `pods/status` as a
+ * real kubelet does. It authenticates as system:node:<name>, so the Node authorizer and NodeRestriction decide
+ * what it may read and write (only the Secrets of the pods bound to it, only its own Node). It serves container
+ * logs on an HTTPS port, so `kubectl logs [-c container]` works through the API server.
+ *
+ * Containers run as the simulator's kubelet runs them (the shared engine of kubelet.ts): init containers in
+ * order, each to completion (a failure fails the pod); native sidecars (init containers with `restartPolicy:
+ * Always`) started without waiting and restarted with a back-off if they exit while the pod runs; then every
+ * regular container; once these have all ended the sidecars are stopped (SIGTERM, last-started first, SIGKILL
+ * after the pod's terminationGracePeriodSeconds) and only then does the phase turn Succeeded/Failed, from the
+ * regular containers alone. Volumes are per pod and shared by its containers (emptyDirs group-owned by fsGroup,
+ * setgid, under a root kubelet); podman mode honours each container's runAsUser/runAsGroup, the pod's fsGroup
+ * and supplementalGroups (--group-add) and the node's podPidsLimit (--pids-limit).
+ *
+ * pods/status: Pending (waiting PodInitializing or ContainerCreating, CreateContainerConfigError while a
+ * Secret is missing), Running once a regular container runs, Succeeded/Failed; initContainerStatuses (init
+ * containers: `started` while running, `ready` once completed; sidecars: `started` and `ready` while running,
+ * CrashLoopBackOff with `lastState` between restarts) and containerStatuses (exit code, reason Completed, Error
+ * or OOMKilled, termination message); conditions PodReadyToStartContainers, Initialized, Ready, ContainersReady
+ * and PodScheduled with the reasons and messages of the kubelet's status generator (ContainersNotInitialized,
+ * ContainersNotReady, PodCompleted, PodFailed) and lastTransitionTime kept while a condition holds. A pod
+ * deleted with a grace period gets SIGTERM to its regular containers, then to its sidecars, SIGKILL when the
+ * grace runs out, and is then removed with gracePeriodSeconds=0, as the kubelet confirms a graceful deletion.
  *
  * @example
  *   const kubelet = await startApiKubelet({ cp, mode: "process", processCommand: ["/bin/sh", "runner.sh"] });
- *   kubelet.logs("agentfactory", podName);
+ *   kubelet.logs("agentfactory", podName); // the regular containers' output; kubelet.logs(ns, pod, "sandbox")
  *   await kubelet.stop();
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { constants, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { PooledKubeConfig, statusCode } from "../../../operator/kube/client.ts";
 import { ResilientInformer } from "../../../operator/kube/informer.ts";
 import { microTime } from "../../../operator/kube/leader.ts";
-import { PODMAN_GLOBAL_ARGS, RUNNER_IMAGE } from "../podman.ts";
-import { defaultProcessCommand, podmanStopArgs } from "./kubelet.ts";
-import { ConfigError, type Container, resolveEnv, rewritePaths, secretData, type Volume } from "./pod-env.ts";
+import { PODMAN_GLOBAL_ARGS } from "../podman.ts";
+import {
+  type ContainerRun,
+  configureContainer,
+  launchContainer,
+  type PodContainer,
+  podContainers,
+  podmanStopArgs,
+  readTerminationMessage,
+  runContainers,
+  setUpPodVolumes,
+  spawnContainer,
+} from "./kubelet.ts";
+import { ConfigError, type Container, type DataLookup, secretData } from "./pod-env.ts";
 import { PodLogs, serveLog } from "./pod-logs.ts";
-import { podmanProcessEnv, podmanRunArgs } from "./podman-args.ts";
+import type { PodSecurityContext } from "./podman-args.ts";
+import type { Obj } from "./store.ts";
 
 export type KubeletMode = "process" | "podman";
 
@@ -44,12 +71,19 @@ export interface ApiKubeletOptions {
   };
   /** Default: env KUBELET_MODE, else "podman". */
   mode?: KubeletMode;
-  /** Process mode: the command run for every container (container args are appended). */
+  /** Process mode: the command run for every container (container args are appended; `command` is ignored). */
   processCommand?: string[];
-  /** Podman mode: the image to run instead of the container's own. */
+  /** Podman mode: the image to run instead of the containers' own. */
   image?: string;
   /** Extra environment for every container; overrides the pod's env. */
   extraEnv?: Record<string, string>;
+  /** The node's podPidsLimit (a kubelet setting): podman mode gives each container `--pids-limit`. */
+  podPidsLimit?: number;
+}
+
+export interface ApiContainerRun extends ContainerRun {
+  /** The signals the kubelet sent this container, in order (SIGTERM to stop it, SIGKILL when its grace ran out). */
+  signals: string[];
 }
 
 export interface ApiPodRun {
@@ -59,43 +93,67 @@ export interface ApiPodRun {
   /** The owning Job's name, if any. */
   job?: string;
   phase: "Pending" | "Running" | "Succeeded" | "Failed";
+  /** The first regular container's exit code and pid (the runner, in a stage pod). */
   exitCode?: number;
   pid?: number;
   /** The grace period the pod was deleted with, if it was. */
   deletionGraceSeconds?: number;
-  /** The signal the kubelet sent the container, if any (SIGTERM on graceful deletion, then SIGKILL). */
+  /** The signals the kubelet sent the first regular container (SIGTERM on graceful deletion, then SIGKILL). */
   signals: string[];
+  /** Every container, init containers and sidecars first. */
+  containers: ApiContainerRun[];
 }
 
 export interface ApiKubelet {
   nodeName: string;
   pods(): ApiPodRun[];
-  /** The container log of a pod, as `kubectl logs` shows it. */
-  logs(namespace: string, name: string): string | undefined;
+  /** A container's log as `kubectl logs -c` shows it; without `container`, the regular containers' output. */
+  logs(namespace: string, name: string, container?: string): string | undefined;
   stop(): Promise<void>;
+}
+
+interface Ctr extends PodContainer {
+  info: ApiContainerRun;
+  /** SIGKILL when the grace period of a stop runs out. */
+  killTimer?: NodeJS.Timeout;
 }
 
 interface Running {
   run: ApiPodRun;
   pod: V1Pod;
-  child?: ChildProcess;
-  containerName?: string;
   dir: string;
-  terminationLog: string;
-  startedAt?: string;
+  ctrs: Ctr[];
+  /** When the kubelet acknowledged the pod (status.startTime). */
+  startTime: string;
+  /** Deleted (or the kubelet stopping): nothing more is started. */
   killed: boolean;
-  retry?: NodeJS.Timeout;
-  graceTimer?: NodeJS.Timeout;
+  /** Deletion: when the grace period ends (ms since the epoch). */
+  deadline?: number;
+  /** The container that cannot be configured yet (CreateContainerConfigError). */
+  configError?: { container: string; message: string };
   configErrorReported?: boolean;
+  /** Each condition's status and when it last changed. */
+  conditions: Map<string, { status: string; lastTransitionTime: string }>;
+  retry?: NodeJS.Timeout;
   finished: boolean;
   done: Promise<void>;
   resolveDone: () => void;
 }
 
-const TERMINATION_MESSAGE_LIMIT = 4096;
+interface Condition {
+  status: "True" | "False";
+  reason?: string;
+  message?: string;
+}
+
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const now = () => new Date().toISOString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isMain = (c: PodContainer) => c.info.kind === "main";
+const alive = (child: ChildProcess | undefined): child is ChildProcess =>
+  child !== undefined && child.exitCode === null && child.signalCode === null;
+/** A Go `%s` of a []string, as the kubelet's condition messages print container names. */
+const goList = (names: string[]) => `[${names.join(" ")}]`;
 
 export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubelet> {
   const { nodeName } = opts.cp;
@@ -109,6 +167,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
   let stopped = false;
 
   // Container logs over HTTPS for the API server (pods/log): client certificates signed by the cluster CA only.
+  // The API server names the container (the pod's only regular one when the client gave none).
   const server: Server = createServer(
     {
       cert: readFileSync(opts.cp.pki.kubeletServing.cert),
@@ -119,12 +178,15 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
     },
     (req, res) => {
       const url = new URL(req.url ?? "/", "https://kubelet");
-      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/[^/]+$/.exec(url.pathname);
+      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
       if (req.method !== "GET" || !m) return res.writeHead(404).end();
-      const [ns, name] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)];
+      const [ns, name, container] = [m[1]!, m[2]!, m[3]!].map(decodeURIComponent) as [string, string, string];
       const r = [...byUid.values()].find((x) => x.run.namespace === ns && x.run.name === name);
       if (!r) return res.writeHead(404).end(`pod ${ns}/${name} not on this node`);
-      serveLog(res, podLogs, ns, name, r.finished, url.searchParams);
+      const c = r.ctrs.find((x) => x.spec.name === container);
+      if (!c) return res.writeHead(404).end(`container ${container} is not valid for pod ${name}`);
+      const ended = r.finished || (c.terminated !== undefined && !c.backoff && !c.child);
+      serveLog(res, podLogs, ns, `${name}/${container}`, ended, url.searchParams);
     },
   );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -219,47 +281,56 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
     if (beats % 6 === 0) void postStatus().catch(() => {});
   }, 10_000);
 
-  // --- pods/status writes: the latest desired status per pod, retried until written or the pod is gone ------------
-  const desired = new Map<string, { ns: string; name: string; status: object; writing: boolean }>();
-  const writeStatus = (r: Running, status: object) => {
-    const entry = desired.get(r.run.uid);
+  // --- pods/status writes: the pod's current status, written until it is taken or the pod is gone ----------------
+  /** Pods whose status changed since it was last written, by uid. */
+  const dirty = new Map<string, { r: Running; pending: boolean }>();
+  const writeStatus = (r: Running) => {
+    const entry = dirty.get(r.run.uid);
     if (entry) {
-      entry.status = status;
-      if (entry.writing) return;
-    } else desired.set(r.run.uid, { ns: r.run.namespace, name: r.run.name, status, writing: false });
-    void flush(r.run.uid);
+      entry.pending = true;
+      return;
+    }
+    const e = { r, pending: true };
+    dirty.set(r.run.uid, e);
+    void flush(e);
   };
-  const flush = async (uid: string) => {
-    const entry = desired.get(uid);
-    if (!entry || entry.writing) return;
-    entry.writing = true;
+  const flush = async (e: { r: Running; pending: boolean }) => {
+    // The changes of this turn of the event loop go out as one write.
+    await null;
     let backoff = 200;
-    while (!stopped) {
-      const status = entry.status;
+    while (!stopped && e.pending) {
+      e.pending = false;
+      const { namespace, name } = e.r.run;
       try {
-        await core.patchNamespacedPodStatus({ name: entry.name, namespace: entry.ns, body: { status } }, mergePatch);
-        if (entry.status === status) break; // nothing newer arrived while writing
+        await core.patchNamespacedPodStatus({ name, namespace, body: { status: podStatus(e.r) } }, mergePatch);
       } catch (err) {
         const code = statusCode(err);
         if (code === 404) break;
         if (code === 400 || code === 422) {
           // A status the API server will never take: a bug in this kubelet, said loudly, not retried.
-          console.error(`kubelet: pods/status of ${entry.ns}/${entry.name} refused (${code}):`, String(err));
+          console.error(`kubelet: pods/status of ${namespace}/${name} refused (${code}):`, String(err));
           break;
         }
+        e.pending = true;
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 3000);
       }
     }
-    entry.writing = false;
-    desired.delete(uid);
+    dirty.delete(e.r.run.uid);
   };
   const statusWritten = async (uid: string) => {
-    while (desired.has(uid) && !stopped) await sleep(50);
+    while (dirty.has(uid) && !stopped) await sleep(50);
   };
 
-  const event = (r: Running, type: "Normal" | "Warning", reason: string, message: string) => {
+  const event = (
+    r: Running,
+    c: PodContainer | undefined,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ) => {
     const pod = r.pod;
+    const field = c ? `spec.${isMain(c) ? "containers" : "initContainers"}{${c.spec.name}}` : undefined;
     void core
       .createNamespacedEvent({
         namespace: r.run.namespace,
@@ -272,7 +343,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
             name: r.run.name,
             uid: r.run.uid,
             resourceVersion: pod.metadata?.resourceVersion,
-            fieldPath: "spec.containers{main}",
+            ...(field ? { fieldPath: field } : {}),
           },
           reason,
           message,
@@ -288,40 +359,126 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       .catch(() => {});
   };
 
-  // --- Running containers -------------------------------------------------------------------------------------
-  const firstContainer = (pod: V1Pod) => (pod.spec?.containers?.[0] ?? undefined) as unknown as Container | undefined;
-
-  function containerStatuses(r: Running, state: object, extra: object = {}): object[] {
-    const c = firstContainer(r.pod);
-    return [
-      {
-        name: c?.name ?? "main",
-        image: c?.image ?? "",
-        imageID: "",
-        ready: false,
-        started: false,
-        restartCount: 0,
-        state,
-        ...extra,
-      },
-    ];
+  // --- The pod's status, from its containers' states (the kubelet's status generator) ---------------------------
+  function containerStatus(r: Running, c: Ctr, hasInits: boolean): Obj {
+    const running = c.child !== undefined && c.startedAt !== undefined;
+    const configError = r.configError?.container === c.spec.name ? r.configError : undefined;
+    const { namespace: ns, name, uid } = r.run;
+    const state = running
+      ? { running: { startedAt: c.startedAt } }
+      : c.backoff
+        ? {
+            waiting: {
+              reason: "CrashLoopBackOff",
+              message: `back-off restarting failed container=${c.spec.name} pod=${name}_${ns}(${uid})`,
+            },
+          }
+        : c.terminated
+          ? { terminated: c.terminated }
+          : configError
+            ? { waiting: { reason: "CreateContainerConfigError", message: configError.message } }
+            : { waiting: { reason: hasInits ? "PodInitializing" : "ContainerCreating" } };
+    // No probes: a running container has started and is ready; an init container is ready once it completed.
+    const ready = c.info.kind === "init" ? !running && c.terminated?.exitCode === 0 : running;
+    const last = c.backoff ? c.terminated : c.lastTerminated;
+    return {
+      name: c.spec.name,
+      image: c.spec.image ?? "",
+      imageID: "",
+      ready,
+      started: running,
+      // While backing off, the restart is counted (c.info.restarts) but not yet made.
+      restartCount: c.backoff ? c.info.restarts - 1 : c.info.restarts,
+      state,
+      lastState: last ? { terminated: last } : {},
+      ...(c.info.pid !== undefined ? { containerID: `${mode}://${c.info.pid}` } : {}),
+    };
   }
 
-  /** The Secrets and ConfigMaps the container needs, read as the node (the Node authorizer allows just these). */
-  async function fetchData(pod: V1Pod, container: Container) {
+  function podStatus(r: Running): Obj {
+    const inits = r.ctrs.filter((c) => !isMain(c));
+    const mains = r.ctrs.filter(isMain);
+    const hasInits = inits.length > 0;
+    const initStatuses = inits.map((c) => containerStatus(r, c, hasInits));
+    const mainStatuses = mains.map((c) => containerStatus(r, c, hasInits));
+    // Running once a regular container runs; terminal only when every container, sidecars too, has stopped.
+    if (!r.finished) r.run.phase = mains.some((c) => c.startedAt) ? "Running" : "Pending";
+    const phase = r.run.phase;
+
+    let initialized: Condition = { status: "True" };
+    if (phase === "Succeeded") initialized = { status: "True", reason: "PodCompleted" };
+    else if (!mains.some((c) => c.startedAt)) {
+      const incomplete = inits
+        .filter((c, i) => (c.info.kind === "sidecar" ? !initStatuses[i]!.started : !initStatuses[i]!.ready))
+        .map((c) => c.spec.name);
+      if (incomplete.length)
+        initialized = {
+          status: "False",
+          reason: "ContainersNotInitialized",
+          message: `containers with incomplete status: ${goList(incomplete)}`,
+        };
+    }
+    let ready: Condition = { status: "True" };
+    if (phase === "Succeeded") ready = { status: "False", reason: "PodCompleted" };
+    else if (phase === "Failed") ready = { status: "False", reason: "PodFailed" };
+    else {
+      const unready = [
+        ...inits.filter((c, i) => c.info.kind === "sidecar" && !initStatuses[i]!.ready),
+        ...mains.filter((_, i) => !mainStatuses[i]!.ready),
+      ].map((c) => c.spec.name);
+      if (unready.length)
+        ready = {
+          status: "False",
+          reason: "ContainersNotReady",
+          message: `containers with unready status: ${goList(unready)}`,
+        };
+    }
+    const t = now();
+    const condition = (type: string, c: Condition) => {
+      const prev = r.conditions.get(type);
+      const lastTransitionTime = prev?.status === c.status ? prev.lastTransitionTime : t;
+      r.conditions.set(type, { status: c.status, lastTransitionTime });
+      return { type, lastProbeTime: null, lastTransitionTime, ...c };
+    };
+    const scheduled = (r.pod.status?.conditions ?? []).find((c) => c.type === "PodScheduled");
+    return {
+      phase,
+      startTime: r.startTime,
+      hostIP: "127.0.0.1",
+      hostIPs: [{ ip: "127.0.0.1" }],
+      podIP: "127.0.0.1",
+      podIPs: [{ ip: "127.0.0.1" }],
+      conditions: [
+        condition("PodReadyToStartContainers", { status: "True" }),
+        condition("Initialized", initialized),
+        condition("Ready", ready),
+        condition("ContainersReady", ready),
+        scheduled ?? { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: t },
+      ],
+      ...(hasInits ? { initContainerStatuses: initStatuses } : {}),
+      containerStatuses: mainStatuses,
+    };
+  }
+
+  // --- Running containers -------------------------------------------------------------------------------------
+  /** The Secrets and ConfigMaps the pod's containers need, read as the node (the Node authorizer allows just these). */
+  async function fetchData(pod: V1Pod): Promise<DataLookup> {
     const ns = pod.metadata!.namespace!;
     const names = { Secret: new Set<string>(), ConfigMap: new Set<string>() };
-    for (const e of container.env ?? []) {
-      if (e.valueFrom?.secretKeyRef) names.Secret.add(e.valueFrom.secretKeyRef.name);
-      if (e.valueFrom?.configMapKeyRef) names.ConfigMap.add(e.valueFrom.configMapKeyRef.name);
+    const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])] as unknown as Container[];
+    for (const container of containers) {
+      for (const e of container.env ?? []) {
+        if (e.valueFrom?.secretKeyRef) names.Secret.add(e.valueFrom.secretKeyRef.name);
+        if (e.valueFrom?.configMapKeyRef) names.ConfigMap.add(e.valueFrom.configMapKeyRef.name);
+      }
+      for (const f of container.envFrom ?? []) {
+        if (f.secretRef) names.Secret.add(f.secretRef.name);
+        if (f.configMapRef) names.ConfigMap.add(f.configMapRef.name);
+      }
     }
-    for (const f of container.envFrom ?? []) {
-      if (f.secretRef) names.Secret.add(f.secretRef.name);
-      if (f.configMapRef) names.ConfigMap.add(f.configMapRef.name);
-    }
-    for (const v of (pod.spec?.volumes ?? []) as unknown as Volume[]) {
-      if (v.secret) names.Secret.add(v.secret.secretName);
-      if (v.configMap) names.ConfigMap.add(v.configMap.name);
+    for (const v of pod.spec?.volumes ?? []) {
+      if (v.secret?.secretName) names.Secret.add(v.secret.secretName);
+      if (v.configMap?.name) names.ConfigMap.add(v.configMap.name);
     }
     const data = new Map<string, Record<string, string>>();
     // 404: missing (CreateContainerConfigError until it appears). 403: the Node authorizer's graph has not seen
@@ -347,16 +504,19 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       const cm = await read(() => core.readNamespacedConfigMap({ name, namespace: ns }));
       if (cm) data.set(`ConfigMap/${name}`, cm.data ?? {});
     }
-    return (kind: "Secret" | "ConfigMap", name: string) => data.get(`${kind}/${name}`);
+    return (kind, name) => data.get(`${kind}/${name}`);
   }
 
   function startPod(pod: V1Pod): void {
     const m = pod.metadata!;
-    const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name}-`));
-    const terminationLog = join(dir, "termination-log");
-    writeFileSync(terminationLog, "");
-    // The container may run as another uid (runAsUser): volumes and the termination log must be writable.
-    chmodSync(terminationLog, 0o666);
+    if (!pod.spec?.containers?.length) return;
+    // Short: unix socket paths in a volume (process mode: host paths) must stay under 108 bytes.
+    const dir = mkdtempSync(join(tmpdir(), `kubelet-${m.name!.slice(0, 24)}-`));
+    const ctrs: Ctr[] = podContainers(pod.spec as unknown as Obj, dir).map((c) => ({
+      ...c,
+      info: { ...c.info, signals: [] },
+    }));
+    const first = ctrs.find(isMain)!;
     const job = (m.ownerReferences ?? []).find((o) => o.kind === "Job" && o.controller)?.name;
     let resolveDone!: () => void;
     const done = new Promise<void>((res) => {
@@ -369,218 +529,159 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
         uid: m.uid!,
         ...(job ? { job } : {}),
         phase: "Pending",
-        signals: [],
+        signals: first.info.signals,
+        containers: ctrs.map((c) => c.info),
       },
       pod,
       dir,
-      terminationLog,
+      ctrs,
+      startTime: now(),
       killed: false,
+      conditions: new Map(),
       finished: false,
       done,
       resolveDone,
     };
     byUid.set(m.uid!, r);
-    writeStatus(r, {
-      phase: "Pending",
-      hostIP: "127.0.0.1",
-      hostIPs: [{ ip: "127.0.0.1" }],
-      conditions: podConditions(pod, { ready: false }),
-      containerStatuses: containerStatuses(r, { waiting: { reason: "ContainerCreating" } }),
-    });
+    writeStatus(r);
     void tryStart(r);
-  }
-
-  function podConditions(pod: V1Pod, s: { ready: boolean; completed?: boolean }) {
-    const t = now();
-    const scheduled = (pod.status?.conditions ?? []).find((c) => c.type === "PodScheduled");
-    const readyStatus = s.ready ? "True" : "False";
-    const reason = s.completed ? { reason: "PodCompleted" } : {};
-    return [
-      { type: "PodReadyToStartContainers", status: "True", lastProbeTime: null, lastTransitionTime: t },
-      { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: t },
-      { type: "Ready", status: readyStatus, lastProbeTime: null, lastTransitionTime: t, ...reason },
-      { type: "ContainersReady", status: readyStatus, lastProbeTime: null, lastTransitionTime: t, ...reason },
-      scheduled ?? { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: t },
-    ];
   }
 
   /** Sets up volumes and env; waits (CreateContainerConfigError) while a referenced Secret is missing. */
   async function tryStart(r: Running): Promise<void> {
     if (r.killed || stopped) return;
-    const pod = r.pod;
-    const container = firstContainer(pod);
-    if (!container) return;
-    let env: Record<string, string>;
-    const mounts = new Map<string, string>();
+    let failing: Ctr | undefined;
     try {
-      const lookup = await fetchData(pod, container);
+      const lookup = await fetchData(r.pod);
       if (r.killed || stopped) return;
-      env = resolveEnv(pod as never, container, lookup);
-      const volumes = (pod.spec?.volumes ?? []) as unknown as Volume[];
-      for (const vm of container.volumeMounts ?? []) {
-        const vol = volumes.find((v) => v.name === vm.name);
-        if (!vol) throw new ConfigError(`volume "${vm.name}" not found`);
-        const hostDir = join(r.dir, "volumes", vm.name, vm.subPath ?? "");
-        mkdirSync(hostDir, { recursive: true });
-        chmodSync(hostDir, 0o777);
-        const src = vol.secret
-          ? lookup("Secret", vol.secret.secretName)
-          : vol.configMap
-            ? lookup("ConfigMap", vol.configMap.name)
-            : undefined;
-        const ref = vol.secret ?? vol.configMap;
-        if (ref && !src && !ref.optional)
-          throw new ConfigError(
-            `${vol.secret ? "secret" : "configmap"} "${vol.secret?.secretName ?? vol.configMap?.name}" not found`,
-          );
-        for (const [k, v] of Object.entries(src ?? {})) {
-          const item = ref?.items?.find((i) => i.key === k);
-          if (ref?.items && !item) continue;
-          writeFileSync(join(hostDir, item?.path ?? k), v, { mode: 0o644 });
-        }
-        mounts.set(vm.mountPath, hostDir);
+      const dirs = setUpPodVolumes(r.pod.spec as unknown as Obj, r.dir, lookup);
+      for (const c of r.ctrs) {
+        failing = c;
+        configureContainer(c, r.pod as unknown as Obj, lookup, dirs, opts.extraEnv);
       }
     } catch (e) {
       if (r.killed || stopped) return;
       const message = e instanceof ConfigError ? e.message : `kubelet: ${(e as Error).message}`;
-      if (!r.configErrorReported) event(r, "Warning", "Failed", `Error: ${message}`);
+      const c = failing ?? r.ctrs.find(isMain)!;
+      if (!r.configErrorReported) event(r, c, "Warning", "Failed", `Error: ${message}`);
       r.configErrorReported = true;
-      writeStatus(r, {
-        phase: "Pending",
-        conditions: podConditions(pod, { ready: false }),
-        containerStatuses: containerStatuses(r, { waiting: { reason: "CreateContainerConfigError", message } }),
-      });
+      r.configError = { container: c.spec.name, message };
+      writeStatus(r);
       r.retry = setTimeout(() => void tryStart(r), 1000);
       return;
     }
-    const fullEnv = { ...env, HOSTNAME: r.run.name, ...opts.extraEnv };
-    if (mode === "podman") runPodman(r, container, fullEnv, mounts);
-    else runProcess(r, container, fullEnv, mounts);
+    r.configError = undefined;
+    void runContainers(r.ctrs, {
+      launch: (c) => launch(r, c as Ctr),
+      killed: () => r.killed,
+      mainsStarted: () => writeStatus(r),
+      stopAll: () => stopAll(r),
+    }).then(() => finish(r));
   }
 
-  function runProcess(r: Running, container: Container, env: Record<string, string>, mounts: Map<string, string>) {
-    const tpath = container.terminationMessagePath ?? "/dev/termination-log";
-    const mapped = rewritePaths(env, new Map(mounts).set(tpath, r.terminationLog));
-    mapped.AGENTFACTORY_TERMINATION_LOG = r.terminationLog;
-    if (mounts.has("/tmp")) mapped.TMPDIR = mounts.get("/tmp")!;
-    const cwdMount = container.workingDir ? rewritePaths({ d: container.workingDir }, mounts).d : undefined;
-    const cwd = cwdMount && cwdMount !== container.workingDir ? cwdMount : join(r.dir, "cwd");
-    mkdirSync(cwd, { recursive: true });
-    const [cmd, ...args] = [...(opts.processCommand ?? defaultProcessCommand()), ...(container.args ?? [])];
-    const child = spawn(cmd!, args, {
-      cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...mapped },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    attach(r, child);
-  }
-
-  function runPodman(r: Running, container: Container, env: Record<string, string>, mounts: Map<string, string>) {
-    const name = `${r.run.name}-${r.run.uid.slice(0, 8)}`;
-    const argv = podmanRunArgs({
-      podName: name,
-      container,
-      podSecurityContext: (r.pod.spec?.securityContext ?? {}) as never,
-      image: opts.image ?? container.image ?? RUNNER_IMAGE,
-      mounts: [...mounts].map(([mountPath, hostPath]) => ({ mountPath, hostPath })),
-      terminationLogHostPath: r.terminationLog,
-      env,
-    });
-    r.containerName = name;
-    // cwd: the pod's directory (conmon leaves an `oom` marker file in podman's working directory on an OOM kill).
-    const child = spawn("podman", argv, {
-      cwd: r.dir,
-      env: podmanProcessEnv(env),
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    attach(r, child);
-  }
-
-  function attach(r: Running, child: ChildProcess): void {
-    const { namespace: ns, name } = r.run;
-    r.child = child;
-    r.run.pid = child.pid;
-    r.run.phase = "Running";
-    r.startedAt = now();
-    const onData = (c: Buffer) => podLogs.append(ns, name, c.toString("utf8"));
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    let spawnError: Error | undefined;
-    child.on("error", (e) => {
-      spawnError = e;
-      podLogs.append(ns, name, `kubelet: ${e.message}\n`);
-    });
-    event(r, "Normal", "Started", `Started container ${firstContainer(r.pod)?.name}`);
-    writeStatus(r, {
-      phase: "Running",
-      startTime: r.startedAt,
-      hostIP: "127.0.0.1",
-      hostIPs: [{ ip: "127.0.0.1" }],
-      podIP: "127.0.0.1",
-      podIPs: [{ ip: "127.0.0.1" }],
-      conditions: podConditions(r.pod, { ready: true }),
-      containerStatuses: containerStatuses(
-        r,
-        { running: { startedAt: r.startedAt } },
-        { ready: true, started: true, containerID: `${mode}://${child.pid}` },
-      ),
-    });
-    // A deletion that arrived while the container was being set up.
-    if (r.killed) terminate(r);
-    child.on("close", (code, signal) => {
-      const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 9) : spawnError ? 128 : 1);
-      void finish(r, exitCode);
+  /** Starts one run of a container (the shared engine, with this kubelet's logs, events and pods/status). */
+  function launch(r: Running, c: Ctr): void {
+    const { namespace: ns, name, uid } = r.run;
+    const first = r.ctrs.find(isMain);
+    launchContainer(c, {
+      idScheme: mode,
+      spawn: (x) =>
+        spawnContainer(x, {
+          mode,
+          dir: r.dir,
+          ...(opts.processCommand ? { processCommand: opts.processCommand } : {}),
+          ...(opts.image ? { image: opts.image } : {}),
+          podSecurityContext: (r.pod.spec?.securityContext ?? {}) as PodSecurityContext,
+          ...(opts.podPidsLimit ? { pidsLimit: opts.podPidsLimit } : {}),
+          // One name per run: a restarted sidecar must not meet the cleanup of its previous run.
+          podmanName: `${name}-${uid.slice(0, 8)}-${x.spec.name}${x.info.restarts ? `-${x.info.restarts}` : ""}`,
+        }),
+      output: (x, text) => {
+        podLogs.append(ns, `${name}/${x.spec.name}`, text);
+        if (isMain(x)) podLogs.append(ns, name, text);
+      },
+      started: (x) => {
+        if (x === first) r.run.pid = x.info.pid;
+        event(r, x, "Normal", "Started", `Started container ${x.spec.name}`);
+        writeStatus(r);
+      },
+      exited: (x, restarting) => {
+        if (x === first) r.run.exitCode = x.info.exitCode;
+        clearTimeout((x as Ctr).killTimer);
+        if (restarting) event(r, x, "Warning", "BackOff", `Back-off restarting failed container ${x.spec.name}`);
+        else podLogs.end(ns, `${name}/${x.spec.name}`);
+        writeStatus(r);
+      },
+      terminationMessage: (x, exitCode) =>
+        readTerminationMessage(x, exitCode, () => podLogs.get(ns, `${name}/${x.spec.name}`) ?? ""),
+      // Podman mode: SIGKILL (137) of a memory-limited container the kubelet did not stop is the OOM killer's.
+      oomKilled: (x, exitCode) =>
+        mode === "podman" && exitCode === 137 && !x.stopping && x.spec.resources?.limits?.memory !== undefined,
+      live: () => !r.killed && !stopped && !r.finished,
     });
   }
 
-  function terminationMessage(r: Running, exitCode: number): string {
-    let msg = "";
-    try {
-      msg = readFileSync(r.terminationLog, "utf8");
-    } catch {}
-    const c = firstContainer(r.pod);
-    if (!msg && exitCode !== 0 && c?.terminationMessagePolicy === "FallbackToLogsOnError") {
-      const log = podLogs.get(r.run.namespace, r.run.name) ?? "";
-      msg = log.split("\n").slice(-80).join("\n").slice(-2048);
+  /** SIGTERM now (podman stop with the grace period), SIGKILL when the grace runs out. */
+  function stopContainer(c: Ctr, graceSeconds: number): void {
+    c.stopping = true;
+    clearTimeout(c.restartTimer);
+    c.backoff = false;
+    const child = c.child;
+    if (!alive(child)) return;
+    c.info.signals.push("SIGTERM");
+    if (c.podmanName) {
+      spawn("podman", podmanStopArgs(c.podmanName, Math.ceil(graceSeconds)), { stdio: "ignore" }).on("error", () => {});
+    } else {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {}
     }
-    return Buffer.from(msg).subarray(0, TERMINATION_MESSAGE_LIMIT).toString("utf8");
+    clearTimeout(c.killTimer);
+    c.killTimer = setTimeout(() => killContainer(c), graceSeconds * 1000);
+    c.killTimer.unref();
   }
 
-  /** Podman mode: SIGKILL (137) of a memory-limited container the kubelet did not kill is the OOM killer's. */
-  function oomKilled(r: Running, exitCode: number): boolean {
-    const c = firstContainer(r.pod);
-    return mode === "podman" && exitCode === 137 && !r.killed && c?.resources?.limits?.memory !== undefined;
+  function killContainer(c: Ctr): void {
+    c.stopping = true;
+    clearTimeout(c.restartTimer);
+    c.backoff = false;
+    const child = c.child;
+    if (!alive(child)) return;
+    c.info.signals.push("SIGKILL");
+    if (c.podmanName)
+      spawn("podman", [...PODMAN_GLOBAL_ARGS, "kill", c.podmanName], { stdio: "ignore" }).on("error", () => {});
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {}
   }
 
-  async function finish(r: Running, exitCode: number): Promise<void> {
-    clearTimeout(r.graceTimer);
-    r.run.exitCode = exitCode;
-    r.run.phase = exitCode === 0 ? "Succeeded" : "Failed";
+  /**
+   * The regular containers have ended (or an init container failed, or the pod is deleted): stop the rest,
+   * last-started first, within what is left of a deletion's grace period, else the pod's
+   * terminationGracePeriodSeconds; wait for them.
+   */
+  async function stopAll(r: Running): Promise<void> {
+    const grace =
+      r.deadline !== undefined
+        ? Math.max(0, (r.deadline - Date.now()) / 1000)
+        : (r.pod.spec?.terminationGracePeriodSeconds ?? 30);
+    const live = [...r.ctrs].reverse();
+    for (const c of live) stopContainer(c, grace);
+    await Promise.all(live.map((c) => (c.child ? c.exited : undefined)));
+  }
+
+  async function finish(r: Running): Promise<void> {
+    if (r.finished) return;
     r.finished = true;
-    const finishedAt = now();
-    const message = terminationMessage(r, exitCode);
-    podLogs.end(r.run.namespace, r.run.name);
-    const containerID = `${mode}://${r.run.pid}`;
-    writeStatus(r, {
-      phase: r.run.phase,
-      conditions: podConditions(r.pod, { ready: false, completed: true }),
-      containerStatuses: containerStatuses(
-        r,
-        {
-          terminated: {
-            exitCode,
-            reason: exitCode === 0 ? "Completed" : oomKilled(r, exitCode) ? "OOMKilled" : "Error",
-            startedAt: r.startedAt,
-            finishedAt,
-            containerID,
-            ...(message ? { message } : {}),
-          },
-        },
-        { containerID },
-      ),
-    });
+    const { namespace: ns, name } = r.run;
+    const initFailed = r.ctrs.some(
+      (c) => c.info.kind === "init" && c.info.exitCode !== undefined && c.info.exitCode !== 0,
+    );
+    const mains = r.ctrs.filter(isMain);
+    r.run.phase = !initFailed && mains.every((c) => c.info.exitCode === 0) ? "Succeeded" : "Failed";
+    podLogs.end(ns, name);
+    for (const c of r.ctrs) podLogs.end(ns, `${name}/${c.spec.name}`);
+    writeStatus(r);
     rmSync(r.dir, { recursive: true, force: true });
     if (r.killed) await confirmDeletion(r);
     r.resolveDone();
@@ -606,50 +707,43 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
     }
   }
 
-  /** Graceful deletion: SIGTERM now, SIGKILL when the grace period runs out. */
-  function terminate(r: Running): void {
-    const child = r.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const grace = r.run.deletionGraceSeconds ?? 30;
-    r.run.signals.push("SIGTERM");
-    if (r.containerName) {
-      spawn("podman", podmanStopArgs(r.containerName, grace), { stdio: "ignore" }).on("error", () => {});
-    } else {
-      try {
-        process.kill(-child.pid!, "SIGTERM");
-      } catch {}
-    }
-    r.graceTimer = setTimeout(() => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      r.run.signals.push("SIGKILL");
-      if (r.containerName)
-        spawn("podman", [...PODMAN_GLOBAL_ARGS, "kill", r.containerName], { stdio: "ignore" }).on("error", () => {});
-      else
-        try {
-          process.kill(-child.pid!, "SIGKILL");
-        } catch {}
-    }, grace * 1000);
-    r.graceTimer.unref();
+  /** No container of the pod has been started (still setting up): it ends at once. */
+  const neverStarted = (r: Running) => !r.ctrs.some((c) => c.child || c.exited);
+  function endUnstarted(r: Running): void {
+    r.finished = true;
+    rmSync(r.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Graceful deletion: SIGTERM to the regular containers (and a running init container) now; the sidecars get
+   * theirs once those have ended (stopAll), all within the grace period; SIGKILL when it runs out.
+   */
   function onDeletionRequested(r: Running, pod: V1Pod): void {
     if (r.killed) return;
     r.killed = true;
     r.pod = pod;
-    r.run.deletionGraceSeconds = pod.metadata?.deletionGracePeriodSeconds ?? 0;
+    const grace = pod.metadata?.deletionGracePeriodSeconds ?? 0;
+    r.run.deletionGraceSeconds = grace;
+    r.deadline = Date.now() + grace * 1000;
     clearTimeout(r.retry);
     if (r.finished) {
       void confirmDeletion(r);
       return;
     }
-    if (!r.child) {
-      // Never started (still setting up): nothing to stop.
-      r.finished = true;
-      rmSync(r.dir, { recursive: true, force: true });
+    if (neverStarted(r)) {
+      endUnstarted(r);
       void confirmDeletion(r).then(r.resolveDone);
       return;
     }
-    terminate(r);
+    const regularRunning = r.ctrs.some((c) => c.info.kind !== "sidecar" && c.child);
+    for (const c of r.ctrs) {
+      if (c.info.kind !== "sidecar" || !regularRunning) stopContainer(c, grace);
+      else {
+        // Not restarted any more; stopped by stopAll after the regular containers.
+        c.stopping = true;
+        clearTimeout(c.restartTimer);
+      }
+    }
   }
 
   // --- The pod watch ----------------------------------------------------------------------------------------
@@ -675,15 +769,12 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       if (r && !r.finished) {
         r.run.deletionGraceSeconds ??= 0;
         r.killed = true;
+        r.deadline = Date.now();
         clearTimeout(r.retry);
-        if (r.child) {
-          r.run.signals.push("SIGKILL");
-          if (r.containerName)
-            spawn("podman", podmanStopArgs(r.containerName, 0), { stdio: "ignore" }).on("error", () => {});
-          try {
-            process.kill(-r.child.pid!, "SIGKILL");
-          } catch {}
-        }
+        if (neverStarted(r)) {
+          endUnstarted(r);
+          r.resolveDone();
+        } else for (const c of r.ctrs) killContainer(c);
       }
       return;
     }
@@ -719,8 +810,13 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
 
   return {
     nodeName,
-    pods: () => [...byUid.values()].map((r) => ({ ...r.run, signals: [...r.run.signals] })),
-    logs: (ns, name) => podLogs.get(ns, name),
+    pods: () =>
+      [...byUid.values()].map((r) => ({
+        ...r.run,
+        signals: [...r.run.signals],
+        containers: r.run.containers.map((c) => ({ ...c, signals: [...c.signals] })),
+      })),
+    logs: (ns, name, container) => podLogs.get(ns, container ? `${name}/${container}` : name),
     async stop() {
       stopped = true;
       clearInterval(heartbeat);
@@ -729,22 +825,12 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
         clearTimeout(r.retry);
         if (r.finished) continue;
         r.killed = true;
-        if (!r.child) {
-          r.finished = true;
-          rmSync(r.dir, { recursive: true, force: true });
+        if (neverStarted(r)) {
+          endUnstarted(r);
           r.resolveDone();
           continue;
         }
-        if (r.containerName)
-          spawn("podman", podmanStopArgs(r.containerName, 2), { stdio: "ignore" }).on("error", () => {});
-        try {
-          process.kill(-r.child.pid!, "SIGTERM");
-        } catch {}
-        setTimeout(() => {
-          try {
-            process.kill(-r.child!.pid!, "SIGKILL");
-          } catch {}
-        }, 3000).unref();
+        for (const c of [...r.ctrs].reverse()) stopContainer(c, 2);
       }
       await Promise.all([...byUid.values()].map((r) => r.done));
       await new Promise<void>((resolve) => server.close(() => resolve()));
