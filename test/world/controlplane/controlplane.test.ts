@@ -1,8 +1,11 @@
 /**
  * The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler from .cache/bin) and the
  * world's kubelet on it (process mode, `sh -c <args>` per container): the real Job controller, scheduler,
- * PodSecurity admission and Node authorizer act on what the kubelet reports.
+ * PodSecurity admission and Node authorizer act on what the kubelet reports. Multi-container pods shaped like a
+ * stage pod (init container, native sidecar, main container on a shared emptyDir) are reported field by field as a
+ * real kubelet does: initContainerStatuses, started/ready, restarts, the Initialized/Ready/ContainersReady conditions.
  */
+import { writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +67,37 @@ async function jobCondition(name: string): Promise<{ type: string; reason?: stri
     60_000,
   );
 }
+
+/**
+ * A stage-shaped pod (process mode, `sh -c` per container): an optional init container `prepare`, the native
+ * sidecar `sandbox` and the regular container `main` share the emptyDir /shared ($SHARED).
+ */
+function multiPodSpec(scripts: { init?: string; sidecar: string; main: string }): V1Pod["spec"] {
+  const base = podSpec(scripts.main)!;
+  const shared = {
+    env: [{ name: "SHARED", value: "/shared" }],
+    volumeMounts: [{ name: "shared", mountPath: "/shared" }],
+  };
+  const container = (name: string, script: string) => ({ ...base.containers[0]!, name, args: [script], ...shared });
+  return {
+    ...base,
+    initContainers: [
+      ...(scripts.init ? [container("prepare", scripts.init)] : []),
+      { ...container("sandbox", scripts.sidecar), restartPolicy: "Always" },
+    ],
+    containers: [container("main", scripts.main)],
+    volumes: [{ name: "shared", emptyDir: {} }],
+  };
+}
+
+const byName = <T extends { name: string }>(list: T[] | undefined) =>
+  Object.fromEntries((list ?? []).map((x) => [x.name, x])) as Record<string, T>;
+const conditions = (pod: V1Pod) =>
+  Object.fromEntries(
+    (pod.status?.conditions ?? []).map((c) => [c.type, { status: c.status, reason: c.reason, message: c.message }]),
+  );
+const readPod = (name: string) => core.readNamespacedPod({ name, namespace: NS });
+const waitFile = (name: string) => `while [ ! -f "$SHARED/${name}" ]; do sleep 0.05; done`;
 
 beforeAll(async () => {
   cp = await startControlPlane();
@@ -196,6 +230,210 @@ describe("the real control plane", () => {
       30_000,
     );
     expect(kubelet.logs(NS, "needs-secret")).toBe("token=s3cret\n");
+  }, 60_000);
+
+  it("runs init container, sidecar and main container in order on a shared emptyDir, and reports each as a kubelet does", async () => {
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "multi" },
+        spec: multiPodSpec({
+          init: `echo preparing; ${waitFile("go-init")}; echo prepared > "$SHARED/init.txt"`,
+          sidecar: `trap 'echo stopping; exit 0' TERM; echo up > "$SHARED/sidecar.txt"; echo sidecar up; while :; do sleep 0.1; done`,
+          main: `${waitFile("go")}; printf '{"init":"%s","sidecar":"%s"}' "$(cat "$SHARED/init.txt")" "$(cat "$SHARED/sidecar.txt")" > "$AGENTFACTORY_TERMINATION_LOG"; echo main done`,
+        }),
+      },
+    });
+    const shared = await waitUntil(
+      "the volumes set up",
+      async () => kubelet.pods().find((p) => p.name === "multi")?.mounts["/shared"],
+    );
+
+    // The init container runs: the sidecar and the main container wait.
+    const initializing = await waitUntil("the init container running", async () => {
+      const pod = await readPod("multi");
+      return byName(pod.status?.initContainerStatuses).prepare?.state?.running && pod;
+    });
+    expect(initializing.status?.phase).toBe("Pending");
+    const early = byName(initializing.status?.initContainerStatuses);
+    expect(early.prepare).toMatchObject({ started: true, ready: false, restartCount: 0 });
+    expect(early.sandbox).toMatchObject({
+      started: false,
+      ready: false,
+      state: { waiting: { reason: "PodInitializing" } },
+    });
+    expect(initializing.status?.containerStatuses?.[0]).toMatchObject({
+      name: "main",
+      ready: false,
+      started: false,
+      state: { waiting: { reason: "PodInitializing" } },
+    });
+    expect(conditions(initializing)).toMatchObject({
+      PodReadyToStartContainers: { status: "True" },
+      Initialized: {
+        status: "False",
+        reason: "ContainersNotInitialized",
+        message: "containers with incomplete status: [prepare sandbox]",
+      },
+      ContainersReady: {
+        status: "False",
+        reason: "ContainersNotReady",
+        message: "containers with unready status: [sandbox main]",
+      },
+      Ready: { status: "False", reason: "ContainersNotReady" },
+      PodScheduled: { status: "True" },
+    });
+
+    // The init container completes: the sidecar starts, then the main container; all ready.
+    writeFileSync(join(shared, "go-init"), "");
+    const running = await waitUntil("the pod ready", async () => {
+      const pod = await readPod("multi");
+      return conditions(pod).Ready?.status === "True" && pod;
+    });
+    expect(running.status?.phase).toBe("Running");
+    const inits = byName(running.status?.initContainerStatuses);
+    expect(inits.prepare).toMatchObject({
+      started: false,
+      ready: true,
+      state: { terminated: { exitCode: 0, reason: "Completed" } },
+    });
+    expect(inits.sandbox).toMatchObject({ started: true, ready: true, restartCount: 0 });
+    expect(inits.sandbox?.state?.running?.startedAt).toBeTruthy();
+    expect(running.status?.containerStatuses?.[0]).toMatchObject({ name: "main", started: true, ready: true });
+    expect(running.status?.containerStatuses?.[0]?.containerID).toMatch(/^process:\/\/\d+$/);
+    expect(conditions(running)).toMatchObject({
+      Initialized: { status: "True" },
+      ContainersReady: { status: "True" },
+      Ready: { status: "True" },
+    });
+
+    // The main container ends: the sidecar is stopped, then the pod is Succeeded.
+    writeFileSync(join(shared, "go"), "");
+    const done = await waitUntil("the pod to succeed", async () => {
+      const pod = await readPod("multi");
+      return pod.status?.phase === "Succeeded" && pod;
+    });
+    const main = done.status?.containerStatuses?.[0];
+    expect(main).toMatchObject({
+      name: "main",
+      ready: false,
+      started: false,
+      state: { terminated: { exitCode: 0, reason: "Completed" } },
+    });
+    expect(JSON.parse(main?.state?.terminated?.message ?? "")).toEqual({ init: "prepared", sidecar: "up" });
+    const after = byName(done.status?.initContainerStatuses);
+    expect(after.sandbox).toMatchObject({
+      ready: false,
+      started: false,
+      state: { terminated: { exitCode: 0, reason: "Completed" } },
+    });
+    expect(conditions(done)).toMatchObject({
+      Initialized: { status: "True", reason: "PodCompleted" },
+      ContainersReady: { status: "False", reason: "PodCompleted" },
+      Ready: { status: "False", reason: "PodCompleted" },
+    });
+    const run = kubelet.pods().find((p) => p.name === "multi")!;
+    expect(run.containers.map((c) => [c.name, c.kind, c.exitCode, c.signals])).toEqual([
+      ["prepare", "init", 0, []],
+      ["sandbox", "sidecar", 0, ["SIGTERM"]],
+      ["main", "main", 0, []],
+    ]);
+    // Logs per container through the API server; without a container, the pod's only regular one.
+    // (sh reports its `sleep` killed by the SIGTERM as "Terminated" in between.)
+    expect(await core.readNamespacedPodLog({ name: "multi", namespace: NS, container: "sandbox" })).toMatch(
+      /^sidecar up\n(Terminated\n)?stopping\n$/,
+    );
+    expect(await core.readNamespacedPodLog({ name: "multi", namespace: NS, container: "prepare" })).toBe("preparing\n");
+    expect(await core.readNamespacedPodLog({ name: "multi", namespace: NS })).toBe("main done\n");
+  }, 90_000);
+
+  it("restarts a sidecar that exits while the pod runs, with CrashLoopBackOff's restartCount and lastState", async () => {
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "restarts" },
+        spec: multiPodSpec({
+          sidecar: `n=$(cat "$SHARED/runs" 2>/dev/null || echo 0); echo $((n + 1)) > "$SHARED/runs"; if [ "$n" = 0 ]; then echo crash >&2; exit 3; fi; trap 'exit 0' TERM; echo up > "$SHARED/sidecar.txt"; while :; do sleep 0.1; done`,
+          main: `${waitFile("sidecar.txt")}; cat "$SHARED/runs" > "$AGENTFACTORY_TERMINATION_LOG"`,
+        }),
+      },
+    });
+    const done = await waitUntil("the pod to succeed", async () => {
+      const pod = await readPod("restarts");
+      return pod.status?.phase === "Succeeded" && pod;
+    });
+    expect(done.status?.containerStatuses?.[0]?.state?.terminated?.message?.trim()).toBe("2");
+    const sandbox = done.status?.initContainerStatuses?.[0];
+    expect(sandbox).toMatchObject({ name: "sandbox", restartCount: 1, state: { terminated: { exitCode: 0 } } });
+    expect(sandbox?.lastState?.terminated).toMatchObject({ exitCode: 3, reason: "Error" });
+  }, 60_000);
+
+  it("fails the pod when an init container fails, without starting the sidecar or the main container", async () => {
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: {
+        metadata: { name: "init-fails" },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            spec: multiPodSpec({ init: "echo cannot >&2; exit 4", sidecar: "sleep 60", main: "echo never" }),
+          },
+        },
+      },
+    });
+    expect(await jobCondition("init-fails")).toMatchObject({ type: "Failed", reason: "BackoffLimitExceeded" });
+    const pod = await jobPod("init-fails");
+    expect(pod.status?.phase).toBe("Failed");
+    const inits = byName(pod.status?.initContainerStatuses);
+    expect(inits.prepare?.state?.terminated).toMatchObject({ exitCode: 4, reason: "Error" });
+    expect(inits.sandbox?.state?.waiting?.reason).toBe("PodInitializing");
+    expect(pod.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe("PodInitializing");
+    expect(conditions(pod)).toMatchObject({
+      Initialized: {
+        status: "False",
+        reason: "ContainersNotInitialized",
+        message: "containers with incomplete status: [prepare sandbox]",
+      },
+      Ready: { status: "False", reason: "PodFailed" },
+    });
+    const run = kubelet.pods().find((p) => p.name === pod.metadata?.name)!;
+    expect(run.containers.map((c) => [c.name, c.pid !== undefined])).toEqual([
+      ["prepare", true],
+      ["sandbox", false],
+      ["main", false],
+    ]);
+  }, 60_000);
+
+  it("stops a deleted pod's main container first, then its sidecar, and removes the pod", async () => {
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "multi-delete" },
+        spec: multiPodSpec({
+          sidecar: `trap 'if [ -f "$SHARED/main-stopped" ]; then echo after-main; else echo before-main; fi; exit 0' TERM; echo up; while :; do sleep 0.1; done`,
+          main: `trap 'echo > "$SHARED/main-stopped"; exit 0' TERM; echo up; while :; do sleep 0.1; done`,
+        }),
+      },
+    });
+    for (const container of ["sandbox", "main"])
+      await waitUntil(`${container} up`, async () => kubelet.logs(NS, "multi-delete", container)?.includes("up"));
+    await core.deleteNamespacedPod({ name: "multi-delete", namespace: NS, gracePeriodSeconds: 20 });
+    await waitUntil(
+      "the pod removed",
+      async () =>
+        readPod("multi-delete").then(
+          () => false,
+          (e) => statusCode(e) === 404,
+        ),
+      40_000,
+    );
+    expect(kubelet.logs(NS, "multi-delete", "sandbox")).toContain("after-main");
+    const run = kubelet.pods().find((p) => p.name === "multi-delete")!;
+    expect(run).toMatchObject({ deletionGraceSeconds: 20, signals: ["SIGTERM"], exitCode: 0 });
+    expect(run.containers.map((c) => [c.name, c.signals])).toEqual([
+      ["sandbox", ["SIGTERM"]],
+      ["main", ["SIGTERM"]],
+    ]);
   }, 60_000);
 
   it("authorizes the kubelet as its node: Secrets of its own pods only", async () => {

@@ -100,6 +100,8 @@ export interface ApiPodRun {
   deletionGraceSeconds?: number;
   /** The signals the kubelet sent the first regular container (SIGTERM on graceful deletion, then SIGKILL). */
   signals: string[];
+  /** Container path → host directory of each volume the first regular container mounts (once set up). */
+  mounts: Record<string, string>;
   /** Every container, init containers and sidecars first. */
   containers: ApiContainerRun[];
 }
@@ -530,6 +532,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
         ...(job ? { job } : {}),
         phase: "Pending",
         signals: first.info.signals,
+        mounts: {},
         containers: ctrs.map((c) => c.info),
       },
       pod,
@@ -571,6 +574,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       return;
     }
     r.configError = undefined;
+    r.run.mounts = Object.fromEntries(r.ctrs.find(isMain)!.mounts!);
     void runContainers(r.ctrs, {
       launch: (c) => launch(r, c as Ctr),
       killed: () => r.killed,
@@ -814,6 +818,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       [...byUid.values()].map((r) => ({
         ...r.run,
         signals: [...r.run.signals],
+        mounts: { ...r.run.mounts },
         containers: r.run.containers.map((c) => ({ ...c, signals: [...c.signals] })),
       })),
     logs: (ns, name, container) => podLogs.get(ns, container ? `${name}/${container}` : name),
