@@ -1,7 +1,9 @@
 /**
  * The world's kubelet on the real API server in Podman mode: a memory-limited container that the kernel's OOM
- * killer stops is reported as OOMKilled (exit 137), and a gracefully deleted container gets `podman stop` with the
- * pod's grace period. Runs the runner image (make image) as the container image.
+ * killer stops is reported as OOMKilled (exit 137), a gracefully deleted container gets `podman stop` with the
+ * pod's grace period, and a stage-shaped pod (a native sidecar and the main container, each as its own uid, on an
+ * emptyDir shared through the pod's fsGroup) runs as two containers reported as a kubelet does. Runs the runner
+ * image (make image) as the container image.
  */
 import { BatchV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -106,5 +108,91 @@ describe("the kubelet in Podman mode on the real API server", () => {
     const run = kubelet.pods().find((p) => p.uid === created.metadata?.uid);
     expect(run).toMatchObject({ deletionGraceSeconds: 20, signals: ["SIGTERM"], exitCode: 0 });
     expect(kubelet.logs(NS, "graceful")).toContain("terminating");
+  }, 120_000);
+  it("runs a native sidecar and the main container as their own uids on an fsGroup-shared emptyDir, and reports both", async () => {
+    const sidecar = `
+      const fs = require("node:fs");
+      fs.writeFileSync("/shared/sidecar.json", JSON.stringify({ uid: process.getuid(), gid: process.getgid(), groups: process.getgroups() }));
+      console.log("sidecar up");
+      process.on("SIGTERM", () => { console.log("sidecar stopping"); process.exit(0); });
+      setInterval(() => {}, 1000);`;
+    const main = `
+      const fs = require("node:fs");
+      const check = () => {
+        if (!fs.existsSync("/shared/sidecar.json")) return setTimeout(check, 50);
+        const dir = fs.statSync("/shared");
+        fs.writeFileSync("/dev/termination-log", JSON.stringify({
+          main: { uid: process.getuid(), gid: process.getgid() },
+          sidecar: JSON.parse(fs.readFileSync("/shared/sidecar.json", "utf8")),
+          fileGid: fs.statSync("/shared/sidecar.json").gid,
+          dirGid: dir.gid,
+          setgid: (dir.mode & 0o2000) !== 0,
+        }));
+        console.log("main done");
+      };
+      check();`;
+    const base = spec(main)!;
+    const ctr = base.containers[0]!;
+    const shared = { volumeMounts: [{ name: "shared", mountPath: "/shared" }] };
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "two-uids" },
+        spec: {
+          ...base,
+          securityContext: { ...base.securityContext, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001 },
+          initContainers: [
+            {
+              ...ctr,
+              name: "sandbox",
+              restartPolicy: "Always",
+              command: ["node", "-e", sidecar],
+              securityContext: { ...ctr.securityContext, runAsUser: 10002, runAsGroup: 10002 },
+              ...shared,
+            },
+          ],
+          containers: [{ ...ctr, ...shared }],
+          volumes: [{ name: "shared", emptyDir: {} }],
+        },
+      },
+    });
+    const pod = await waitUntil(
+      "the pod to succeed",
+      async () => {
+        const p = await core.readNamespacedPod({ name: "two-uids", namespace: NS });
+        return p.status?.phase === "Succeeded" && p;
+      },
+      90_000,
+    );
+    const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    expect(terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+    const seen = JSON.parse(terminated?.message ?? "");
+    expect(seen.main).toEqual({ uid: 10001, gid: 10001 });
+    expect(seen.sidecar).toMatchObject({ uid: 10002, gid: 10002 });
+    expect(seen.sidecar.groups).toContain(10001); // the pod's fsGroup, as a supplementary group
+    // The emptyDir is group-owned by fsGroup with the setgid bit: what the sidecar writes stays the pod's group's.
+    expect(seen).toMatchObject({ dirGid: 10001, fileGid: 10001, setgid: true });
+    // The sidecar ran as an init container, started before the main container and stopped after it.
+    expect(pod.status?.initContainerStatuses).toHaveLength(1);
+    const sandbox = pod.status?.initContainerStatuses?.[0];
+    expect(sandbox).toMatchObject({ name: "sandbox", ready: false, started: false, restartCount: 0 });
+    expect(sandbox?.state?.terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+    expect(sandbox?.containerID).toMatch(/^podman:\/\/\d+$/);
+    expect(new Date(sandbox!.state!.terminated!.startedAt!).getTime()).toBeLessThanOrEqual(
+      new Date(terminated!.startedAt!).getTime(),
+    );
+    expect(new Date(sandbox!.state!.terminated!.finishedAt!).getTime()).toBeGreaterThanOrEqual(
+      new Date(terminated!.finishedAt!).getTime(),
+    );
+    const ready = pod.status?.conditions?.find((c) => c.type === "Ready");
+    expect(ready).toMatchObject({ status: "False", reason: "PodCompleted" });
+    const run = kubelet.pods().find((p) => p.name === "two-uids")!;
+    expect(run.containers.map((c) => [c.name, c.kind, c.exitCode, c.signals])).toEqual([
+      ["sandbox", "sidecar", 0, ["SIGTERM"]],
+      ["main", "main", 0, []],
+    ]);
+    const log = await core.readNamespacedPodLog({ name: "two-uids", namespace: NS, container: "sandbox" });
+    expect(log).toBe("sidecar up\nsidecar stopping\n");
+    expect(await core.readNamespacedPodLog({ name: "two-uids", namespace: NS })).toBe("main done\n");
   }, 120_000);
 });
