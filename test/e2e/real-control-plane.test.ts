@@ -70,6 +70,10 @@ describe(`on the real control plane, a labeled issue becomes a reviewed PR (kube
       expect(p.spec.nodeName).toBe(world.kube.cluster?.cp.nodeName);
       expect(p.spec.automountServiceAccountToken).toBe(false);
       expect(p.status.containerStatuses[0].state.terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+      // The agent's commands ran in the sandbox sidecar, stopped by the kubelet once the runner had ended.
+      expect(p.status.initContainerStatuses).toHaveLength(1);
+      expect(p.status.initContainerStatuses[0]).toMatchObject({ name: "sandbox", restartCount: 0, ready: false });
+      expect(p.status.initContainerStatuses[0].state.terminated).toMatchObject({ exitCode: 0 });
     }
     const pulls = await world.github.pulls(REPO);
     expect(pulls).toHaveLength(1);
