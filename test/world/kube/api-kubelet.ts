@@ -116,8 +116,9 @@ export interface ApiKubelet {
 
 interface Ctr extends PodContainer {
   info: ApiContainerRun;
-  /** SIGKILL when the grace period of a stop runs out. */
+  /** SIGKILL when the grace period of a stop runs out (at killAt, ms since the epoch). */
   killTimer?: NodeJS.Timeout;
+  killAt?: number;
 }
 
 interface Running {
@@ -612,6 +613,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
       exited: (x, restarting) => {
         if (x === first) r.run.exitCode = x.info.exitCode;
         clearTimeout((x as Ctr).killTimer);
+        (x as Ctr).killAt = undefined;
         if (restarting) event(r, x, "Warning", "BackOff", `Back-off restarting failed container ${x.spec.name}`);
         else podLogs.end(ns, `${name}/${x.spec.name}`);
         writeStatus(r);
@@ -625,21 +627,31 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
     });
   }
 
-  /** SIGTERM now (podman stop with the grace period), SIGKILL when the grace runs out. */
+  /**
+   * SIGTERM now (podman stop with the grace period), SIGKILL when the grace runs out. A container already being
+   * stopped gets no second SIGTERM; a shorter grace (a deletion after a normal stop) moves its SIGKILL earlier.
+   */
   function stopContainer(c: Ctr, graceSeconds: number): void {
     c.stopping = true;
     clearTimeout(c.restartTimer);
     c.backoff = false;
     const child = c.child;
     if (!alive(child)) return;
-    c.info.signals.push("SIGTERM");
-    if (c.podmanName) {
-      spawn("podman", podmanStopArgs(c.podmanName, Math.ceil(graceSeconds)), { stdio: "ignore" }).on("error", () => {});
-    } else {
-      try {
-        process.kill(-child.pid!, "SIGTERM");
-      } catch {}
-    }
+    const killAt = Date.now() + graceSeconds * 1000;
+    if (c.killAt === undefined) {
+      c.info.signals.push("SIGTERM");
+      if (c.podmanName) {
+        spawn("podman", podmanStopArgs(c.podmanName, Math.ceil(graceSeconds)), { stdio: "ignore" }).on(
+          "error",
+          () => {},
+        );
+      } else {
+        try {
+          process.kill(-child.pid!, "SIGTERM");
+        } catch {}
+      }
+    } else if (killAt >= c.killAt) return;
+    c.killAt = killAt;
     clearTimeout(c.killTimer);
     c.killTimer = setTimeout(() => killContainer(c), graceSeconds * 1000);
     c.killTimer.unref();
@@ -830,6 +842,7 @@ export async function startApiKubelet(opts: ApiKubeletOptions): Promise<ApiKubel
         clearTimeout(r.retry);
         if (r.finished) continue;
         r.killed = true;
+        r.deadline = Date.now() + 2000;
         if (neverStarted(r)) {
           endUnstarted(r);
           r.resolveDone();
