@@ -357,7 +357,11 @@ export async function startKubeSim(opts: KubeSimOptions = {}): Promise<KubeSim> 
         const phase = (pod.status as Obj | undefined)?.phase;
         // Each container's log is kept under <pod>/<container>; the pod's own key holds the regular containers'.
         const container = q.get("container");
-        const key = container ? `${name}/${container}` : name!;
+        // A log appended for the pod alone (no container named) serves its regular containers.
+        const regular = ((pod.spec as Obj | undefined)?.containers as { name?: string }[] | undefined) ?? [];
+        const own = container !== null && podLogs.get(ns ?? "", `${name}/${container}`) !== undefined;
+        const key = own || (container && !regular.some((c) => c.name === container)) ? `${name}/${container}` : name!;
+        container && podLogs.get(ns ?? "", `${name}/${container}`) !== undefined ? `${name}/${container}` : name!;
         return serveLog(res, podLogs, ns ?? "", key, phase === "Succeeded" || phase === "Failed", q);
       }
       if (!name) {
