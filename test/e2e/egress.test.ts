@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentRun, isTerminal } from "../../core/agentrun.ts";
 import { attemptTokenKey, verifyAttemptToken } from "../../core/attempt-token.ts";
 import { ATTEMPT_TOKEN_KEY } from "../../operator/job.ts";
-import { ATTEMPT_KEY, readRun } from "../egress/harness.ts";
+import { ATTEMPT_KEY, logged, readRun } from "../egress/harness.ts";
 import { issuesLabeled } from "../world/github/index.ts";
 import { CALC_FILES, ISSUE, REPO, SCENARIO } from "./scenario.ts";
 import { MODEL_KEY, NAMESPACE, startWorld, type World } from "./world.ts";
@@ -135,10 +135,12 @@ describe("with the egress gateway on, a budget too small for one request", () =>
     expect(ready, JSON.stringify(done.status?.conditions)).toBeDefined();
     expect(done.status?.stages.map((s) => `${s.name}:${s.outcome}`)).toEqual(["triage:Failed"]);
     expect(done.status?.stages[0]?.message).toMatch(/budget exhausted: the model gateway refused/);
-    const refusal = world
-      .egress!.entries()
-      .find((e) => e.kind === "model" && e.decision === "refused" && e.reason === "budget_exhausted");
-    expect(refusal).toBeDefined();
+    // The gateway's own log line of the refusal (logs are written asynchronously: waited for).
+    const refusal = await logged(
+      world.egress!,
+      (e) => e.kind === "model" && e.decision === "refused" && e.reason === "budget_exhausted",
+    );
+    expect(refusal).toMatchObject({ status: 402, run: `${NAMESPACE}/${done.metadata.name}`, stage: "triage" });
     const ledger = await readRun(world.egress!.adminUrl, { namespace: NAMESPACE, name: done.metadata.name, uid: "" });
     expect(ledger.refused).toBeGreaterThanOrEqual(1);
     expect(ledger.spentUsd).toBe(0);
