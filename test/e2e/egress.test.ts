@@ -55,10 +55,15 @@ describe("with the egress gateway on, a labeled issue becomes a reviewed PR", ()
     ]);
     const pulls = await world.github.pulls(REPO);
     expect(pulls.map((p) => p.head.ref)).toEqual([done.status?.pullRequest?.branch]);
-    // The forge calls and the model calls of the stages went through the gateway.
-    const kinds = new Set(world.egress!.entries().flatMap((e) => (e.decision === "allowed" ? [e.kind] : [])));
-    expect([...kinds].sort()).toEqual(expect.arrayContaining(["model"]));
-    expect(world.egress!.entries().some((e) => e.kind === "git" || e.kind === "forge" || e.kind === "api")).toBe(true);
+    // The model calls, the git fetches and pushes and the forge API calls of the stages went through the gateway.
+    const allowed = await world.waitFor("the gateway's log lines", () => {
+      const kinds = new Set(world.egress!.entries().flatMap((e) => (e.decision === "allowed" ? [e.kind] : [])));
+      return kinds.size === 3 ? kinds : undefined;
+    });
+    expect([...allowed].sort()).toEqual(["api", "git", "model"]);
+    expect(world.egress!.entries().some((e) => e.kind === "git" && String(e.path).endsWith("git-receive-pack"))).toBe(
+      true,
+    );
   });
 
   it("gave the stage pods only an attempt token: no model key, no forge token", async () => {
