@@ -4,7 +4,7 @@
  * the stage pod only an attempt token; the runner reaches the simulated model and forge through the
  * gateway. A labeled issue still becomes a reviewed PR; the pods held no model key and no forge token;
  * the run's spend is the ledger's; a run whose budget cannot cover one request ends BudgetExhausted on
- * the gateway's refusal. Runner pods live on loopback: kubelet mode "process".
+ * the gateway's refusal. Kubelet mode from KUBELET_MODE (default podman: the runner image, host network).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentRun, isTerminal } from "../../core/agentrun.ts";
@@ -14,6 +14,8 @@ import { ATTEMPT_KEY, logged, readRun } from "../egress/harness.ts";
 import { issuesLabeled } from "../world/github/index.ts";
 import { CALC_FILES, ISSUE, REPO, SCENARIO } from "./scenario.ts";
 import { MODEL_KEY, NAMESPACE, startWorld, type World } from "./world.ts";
+
+const mode = (process.env.KUBELET_MODE as "process" | "podman" | undefined) ?? "podman";
 
 // biome-ignore lint/suspicious/noExplicitAny: API objects read loosely by tests
 type Obj = Record<string, any>;
@@ -33,12 +35,12 @@ async function labeledRun(world: World, delivery: string): Promise<AgentRun> {
   );
 }
 
-describe("with the egress gateway on, a labeled issue becomes a reviewed PR", () => {
+describe(`with the egress gateway on, a labeled issue becomes a reviewed PR (kubelet: ${mode})`, () => {
   let world: World;
   let done: AgentRun;
 
   beforeAll(async () => {
-    world = await startWorld({ kubeletMode: "process", controlPlane: "sim", scenario: SCENARIO, egress: true });
+    world = await startWorld({ kubeletMode: mode, controlPlane: "sim", scenario: SCENARIO, egress: true });
     await world.github.createRepo(REPO, CALC_FILES);
     done = await labeledRun(world, "egress-1");
   }, 360_000);
@@ -120,7 +122,7 @@ describe("with the egress gateway on, a budget too small for one request", () =>
 
   beforeAll(async () => {
     world = await startWorld({
-      kubeletMode: "process",
+      kubeletMode: mode,
       controlPlane: "sim",
       scenario: SCENARIO,
       egress: true,
