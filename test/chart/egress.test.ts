@@ -177,9 +177,12 @@ describe("egress gateway in the chart", () => {
   it("wires the operator to it: URLs of the egress Service, the admin token and attempt key by reference", async () => {
     const envOf = (objects: K8sObject[]) =>
       Object.fromEntries(
-        (find(objects, "Deployment", "-operator").spec.template.spec.containers[0].env as { name: string }[]).map(
-          (e) => [e.name, e],
-        ),
+        (
+          find(objects, "Deployment", "-operator").spec.template.spec.containers[0].env as {
+            name: string;
+            value?: string;
+          }[]
+        ).map((e) => [e.name, e]),
       );
     const env = envOf(on);
     const svc = find(on, "Service", "-egress").metadata.name;
