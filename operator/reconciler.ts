@@ -230,6 +230,7 @@ export class Reconciler {
       if (o.state === "Active" || this.ended.has(o.name)) continue;
       try {
         await egress.end(run.metadata.namespace!, run.metadata.name, o.stage, o.attempt);
+        if (this.ended.size >= 10_000) this.ended.clear(); // bounded: ending again is harmless
         this.ended.add(o.name);
       } catch (err) {
         log.warn({ job: o.name, err: errMessage(err) }, "ending the attempt on the egress gateway failed");
@@ -249,6 +250,11 @@ export class Reconciler {
   ): Promise<void> {
     const egress = this.d.egress;
     if (!egress || !status.stages.length) return;
+    // A finished run keeps the figure written when it finished (no ledger read on every resync).
+    if (isTerminal(run.status?.phase) && run.status) {
+      status.costUsd = run.status.costUsd;
+      return;
+    }
     let ledger: Awaited<ReturnType<EgressAdmin["read"]>>;
     try {
       ledger = await egress.read(run.metadata.namespace!, run.metadata.name);
