@@ -302,6 +302,20 @@ const scenarios: Scenario[] = [
     }),
   ),
   {
+    name: "the model gateway's budget refusal in write → Escalated BudgetExhausted (not retried)",
+    steps: [
+      start,
+      toWriting,
+      {
+        do: (w) => w.finish(res("write", { outcome: "failed", summary: "budget exhausted", budgetExhausted: true })),
+        phase: "Escalated",
+        creates: [],
+        reason: "BudgetExhausted",
+        finalize: true,
+      },
+    ],
+  },
+  {
     name: "infrastructure errors are retried after 10s, 20s, then RetriesExhausted",
     steps: [
       start,

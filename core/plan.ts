@@ -98,6 +98,8 @@ class Planner {
   private readonly nowIso: string;
   /** Jobs whose succeeded result the forge did not confirm, in this plan. */
   private readonly unverified = new Set<string>();
+  /** Failed stages whose model requests the gateway refused for budget. */
+  private readonly budgetRefused = new Set<string>();
 
   constructor(
     private readonly agentRun: AgentRun,
@@ -136,6 +138,9 @@ class Planner {
     if (current.outcome === "Running") return this.watchRunning(current);
     if (current.outcome === "Error") return this.retryOrFail(current);
     if (current.outcome === "Failed") {
+      if (this.budgetRefused.has(current.jobName)) {
+        return this.finish("Escalated", "BudgetExhausted", `${current.name}: ${current.message}`);
+      }
       const reason = this.unverified.has(current.jobName) ? UNVERIFIED_REASON : "StageFailed";
       return this.finish("Failed", reason, `${current.name}: ${current.message}`);
     }
@@ -164,6 +169,7 @@ class Planner {
         entry.turns = r.turns;
         entry.model = r.model || undefined;
         entry.message = r.summary;
+        if (r.budgetExhausted && r.outcome === "failed") this.budgetRefused.add(job.name);
         if (r.durationMs) entry.durationSeconds = round2(r.durationMs / 1000);
         const v = job.verification;
         if (entry.outcome === "Succeeded" && VERIFIED_STAGES.has(job.stage) && !v?.ok) {

@@ -23,6 +23,8 @@ export const StageResult = z.object({
   costUsd: z.number().nonnegative().default(0),
   turns: z.number().int().nonnegative().default(0),
   durationMs: z.number().int().nonnegative().default(0),
+  /** The model gateway refused the stage's request for budget (egress: HTTP 402 budget_exhausted). */
+  budgetExhausted: z.boolean().optional(),
   triage: z
     .object({
       verdict: z.enum(["clear", "unclear"]),

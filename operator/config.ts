@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DEFAULT_PLAN_OPTIONS, type PlanOptions } from "../core/plan.ts";
 import type { RunDefaults } from "../core/run-from-ticket.ts";
+import type { EgressSettings } from "./egress.ts";
 
 const bool = z
   .union([z.boolean(), z.string()])
@@ -113,16 +114,56 @@ export const ConfigSchema = z.object({
   RESYNC_SECONDS: num(300),
   /** Restart an informer that saw nothing (not even a reconnect) for this long. */
   WATCHDOG_SECONDS: num(180),
+  /**
+   * The egress gateway (chart: egress.enabled). On: stage pods get only an attempt token and reach the model
+   * and the forge through EGRESS_URL; attempts are reserved and ended on EGRESS_ADMIN_URL; spend is the ledger's.
+   */
+  EGRESS_ENABLED: bool.default(false),
+  EGRESS_URL: optional,
+  EGRESS_ADMIN_URL: optional,
+  EGRESS_ADMIN_TOKEN: optional,
+  EGRESS_ADMIN_TOKEN_FILE: optional,
+  EGRESS_ATTEMPT_TOKEN_KEY: optional,
+  EGRESS_ATTEMPT_TOKEN_KEY_FILE: optional,
+  /** USD the ledger and the runners' own count may differ by without a Warning Event. */
+  EGRESS_SPEND_TOLERANCE_USD: num(0.01),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
-export type Config = z.infer<typeof ConfigSchema> & { githubPrivateKey?: string };
+export type Config = z.infer<typeof ConfigSchema> & { githubPrivateKey?: string; egress?: EgressSettings };
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = ConfigSchema.parse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
   const key =
     parsed.GITHUB_APP_PRIVATE_KEY ??
     (parsed.GITHUB_APP_PRIVATE_KEY_FILE ? readFileSync(parsed.GITHUB_APP_PRIVATE_KEY_FILE, "utf8") : undefined);
-  return { ...parsed, ...(key ? { githubPrivateKey: key.replace(/\\n/g, "\n") } : {}) };
+  const egress = egressSettings(parsed);
+  return {
+    ...parsed,
+    ...(key ? { githubPrivateKey: key.replace(/\\n/g, "\n") } : {}),
+    ...(egress ? { egress } : {}),
+  };
+}
+
+/** EGRESS_*: undefined when off; throws naming what is missing when on. */
+function egressSettings(c: z.infer<typeof ConfigSchema>): EgressSettings | undefined {
+  if (!c.EGRESS_ENABLED) return undefined;
+  const file = (v: string | undefined, f: string | undefined) => v ?? (f ? readFileSync(f, "utf8").trim() : undefined);
+  const adminToken = file(c.EGRESS_ADMIN_TOKEN, c.EGRESS_ADMIN_TOKEN_FILE);
+  const attemptTokenKey = file(c.EGRESS_ATTEMPT_TOKEN_KEY, c.EGRESS_ATTEMPT_TOKEN_KEY_FILE);
+  const missing = [
+    !c.EGRESS_URL && "EGRESS_URL",
+    !c.EGRESS_ADMIN_URL && "EGRESS_ADMIN_URL",
+    !adminToken && "EGRESS_ADMIN_TOKEN (or _FILE)",
+    !attemptTokenKey && "EGRESS_ATTEMPT_TOKEN_KEY (or _FILE)",
+  ].filter(Boolean);
+  if (missing.length) throw new Error(`EGRESS_ENABLED needs ${missing.join(", ")}`);
+  return {
+    url: c.EGRESS_URL!,
+    adminUrl: c.EGRESS_ADMIN_URL!,
+    adminToken: adminToken!,
+    attemptTokenKey: attemptTokenKey!,
+    spendToleranceUsd: c.EGRESS_SPEND_TOLERANCE_USD,
+  };
 }
 
 export function planOptions(config: Config): PlanOptions {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { type AgentRun, isTerminal } from "../core/agentrun.ts";
 import { LABELS, MANAGED_BY } from "../core/names.ts";
 import type { PlanOptions } from "../core/plan.ts";
+import type { EgressAdmin } from "./egress.ts";
 import type { Finalizer } from "./finalize.ts";
 import type { Forge } from "./forge.ts";
 import type { JobSettings } from "./job.ts";
@@ -18,6 +19,8 @@ export interface ControllerOptions {
   jobSettings: JobSettings;
   planOptions: PlanOptions;
   forge?: Forge;
+  /** The egress gateway's admin API, when egress is on. */
+  egress?: EgressAdmin;
   finalizer?: Finalizer;
   metrics: Metrics;
   log: Logger;
@@ -85,6 +88,7 @@ export class Controller {
       jobSettings: o.jobSettings,
       planOptions: o.planOptions,
       forge: o.forge,
+      ...(o.egress ? { egress: o.egress } : {}),
       finalizer: o.finalizer,
       metrics,
       log,

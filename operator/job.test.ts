@@ -3,6 +3,7 @@ import { LABELS } from "../core/names.ts";
 import { restrictedViolations } from "../test/chart/pod-security.ts";
 import { loadConfig } from "./config.ts";
 import {
+  ATTEMPT_TOKEN_KEY,
   buildJob,
   buildTokenSecret,
   DEADLINE_MARGIN_SECONDS,
@@ -11,6 +12,7 @@ import {
   SANDBOX_SOCKET,
   SANDBOX_UID,
   stageContext,
+  TOKEN_KEY,
   VOLUME_SIZE_LIMITS,
 } from "./job.ts";
 import { jobSettings, volumeSizeLimits } from "./main.ts";
@@ -230,5 +232,63 @@ describe("jobSettings (the chart's environment)", () => {
     });
     expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
     expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
+  });
+});
+
+describe("buildJob with the egress gateway", () => {
+  const run = agentRun();
+  const settings = {
+    ...SETTINGS,
+    anthropicBaseUrl: "https://api.anthropic.com",
+    egress: { url: "http://egress:8080/" },
+  };
+  const job = buildJob(
+    { run, stage: "write", attempt: 2, jobName: "j-write-2", secretName: "j-write-2", budgetUsd: 3 },
+    settings,
+  );
+  const pod = job.spec!.template.spec!;
+  const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e]));
+
+  it("points the model and the forge at the egress Service", () => {
+    expect(env.ANTHROPIC_BASE_URL!.value).toBe("http://egress:8080");
+    expect(env.GITHUB_API_URL!.value).toBe("http://egress:8080/api/v3");
+    expect(env.GITHUB_SERVER_URL!.value).toBe("http://egress:8080");
+  });
+
+  it("gives the pod only the attempt token: no model key Secret, no forge token", () => {
+    const attempt = { secretKeyRef: { name: "j-write-2", key: ATTEMPT_TOKEN_KEY } };
+    expect(env.ANTHROPIC_API_KEY!.valueFrom).toEqual(attempt);
+    expect(env.GITHUB_TOKEN!.valueFrom).toEqual(attempt);
+    const refs = JSON.stringify([...pod.containers, ...(pod.initContainers ?? [])]);
+    expect(refs).not.toContain(SETTINGS.modelSecretName);
+    expect(refs).not.toContain(`"key":"${TOKEN_KEY}"`);
+    const secret = buildTokenSecret(run, "j-write-2", "write", 2, "attempt.jwt", ATTEMPT_TOKEN_KEY);
+    expect(Object.keys(secret.data!)).toEqual([ATTEMPT_TOKEN_KEY]);
+  });
+
+  it("off: the model key Secret and the forge token as before", () => {
+    const direct = buildJob(
+      { run, stage: "write", attempt: 2, jobName: "j-write-2", secretName: "j-write-2", budgetUsd: 3 },
+      SETTINGS,
+    );
+    const e = Object.fromEntries(direct.spec!.template.spec!.containers[0]!.env!.map((x) => [x.name, x]));
+    expect(e.ANTHROPIC_API_KEY!.valueFrom).toEqual({
+      secretKeyRef: { name: SETTINGS.modelSecretName, key: SETTINGS.modelSecretKey },
+    });
+    expect(e.GITHUB_TOKEN!.valueFrom).toEqual({ secretKeyRef: { name: "j-write-2", key: TOKEN_KEY } });
+    expect(e.GITHUB_API_URL!.value).toBe(SETTINGS.githubApiUrl);
+  });
+
+  it("is configured by EGRESS_* and refuses to start half-configured", () => {
+    const c = loadConfig({
+      EGRESS_ENABLED: "true",
+      EGRESS_URL: "http://agentfactory-egress:8080",
+      EGRESS_ADMIN_URL: "http://agentfactory-egress:8081",
+      EGRESS_ADMIN_TOKEN: "admin-token-0123456789",
+      EGRESS_ATTEMPT_TOKEN_KEY: "k".repeat(32),
+    });
+    expect(jobSettings(c).egress).toEqual({ url: "http://agentfactory-egress:8080" });
+    expect(jobSettings(loadConfig({})).egress).toBeUndefined();
+    expect(() => loadConfig({ EGRESS_ENABLED: "true", EGRESS_URL: "http://e:8080" })).toThrow(/EGRESS_ADMIN_URL/);
   });
 });

@@ -23,6 +23,12 @@ export interface JobSettings {
   modelSecretName: string;
   modelSecretKey: string;
   anthropicBaseUrl?: string;
+  /**
+   * Set when the egress gateway is on: the runner's model base URL and forge API/git URLs point at this
+   * URL (the egress Service), and the attempt token from the stage Secret is its model key and forge
+   * token. No model key Secret is referenced.
+   */
+  egress?: { url: string };
 }
 
 export interface ContainerResources {
@@ -77,6 +83,8 @@ export interface JobInput {
 
 /** Key of the forge token in the per-stage Secret. */
 export const TOKEN_KEY = "GITHUB_TOKEN";
+/** Key of the attempt token in the per-stage Secret (egress on: the only secret the pod gets). */
+export const ATTEMPT_TOKEN_KEY = "AGENTFACTORY_ATTEMPT_TOKEN";
 /** Extra seconds the Job deadline grants beyond the controller-enforced stage timeout. */
 export const DEADLINE_MARGIN_SECONDS = 120;
 export const RUNNER_CONTAINER = "runner";
@@ -140,15 +148,8 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
     { name: "AGENTFACTORY_WORKSPACE", value: "/workspace" },
     { name: "AGENTFACTORY_TERMINATION_LOG", value: "/dev/termination-log" },
     ...(settings.testCommand ? [{ name: "AGENTFACTORY_TEST_COMMAND", value: settings.testCommand }] : []),
-    { name: "GITHUB_API_URL", value: settings.githubApiUrl },
-    { name: "GITHUB_SERVER_URL", value: settings.githubServerUrl },
     ...(input.botLogin ? [{ name: "AGENTFACTORY_BOT_LOGIN", value: input.botLogin }] : []),
-    { name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: input.secretName, key: TOKEN_KEY } } },
-    {
-      name: "ANTHROPIC_API_KEY",
-      valueFrom: { secretKeyRef: { name: settings.modelSecretName, key: settings.modelSecretKey } },
-    },
-    ...(settings.anthropicBaseUrl ? [{ name: "ANTHROPIC_BASE_URL", value: settings.anthropicBaseUrl }] : []),
+    ...(settings.egress ? egressEnv(settings.egress.url, input.secretName) : directEnv(settings, input.secretName)),
     { name: "HOME", value: "/home/runner" },
     { name: "AGENTFACTORY_SANDBOX_SOCKET", value: SANDBOX_SOCKET },
   ];
@@ -243,13 +244,17 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
   };
 }
 
-/** The per-stage Secret with the short-lived forge token, owned by the AgentRun (garbage-collected with it). */
+/**
+ * The per-stage Secret with the short-lived forge token (egress on: the attempt token under
+ * ATTEMPT_TOKEN_KEY), owned by the AgentRun (garbage-collected with it).
+ */
 export function buildTokenSecret(
   run: AgentRun,
   name: string,
   stage: StageName,
   attempt: number,
   token: string,
+  key: string = TOKEN_KEY,
 ): V1Secret {
   return {
     apiVersion: "v1",
@@ -261,8 +266,38 @@ export function buildTokenSecret(
       labels: stageLabels(run, stage, attempt),
       ownerReferences: [ownerReference(run)],
     },
-    data: { [TOKEN_KEY]: Buffer.from(token).toString("base64") },
+    data: { [key]: Buffer.from(token).toString("base64") },
   };
+}
+
+/** Straight to the forge and the model provider: the forge token and the model key are in the pod. */
+function directEnv(settings: JobSettings, secretName: string) {
+  return [
+    { name: "GITHUB_API_URL", value: settings.githubApiUrl },
+    { name: "GITHUB_SERVER_URL", value: settings.githubServerUrl },
+    { name: "GITHUB_TOKEN", valueFrom: { secretKeyRef: { name: secretName, key: TOKEN_KEY } } },
+    {
+      name: "ANTHROPIC_API_KEY",
+      valueFrom: { secretKeyRef: { name: settings.modelSecretName, key: settings.modelSecretKey } },
+    },
+    ...(settings.anthropicBaseUrl ? [{ name: "ANTHROPIC_BASE_URL", value: settings.anthropicBaseUrl }] : []),
+  ];
+}
+
+/**
+ * Through the egress gateway: the attempt token is the model key and the forge token (the gateway swaps
+ * in the real ones); the forge is reached in the GitHub Enterprise layout the gateway serves.
+ */
+function egressEnv(url: string, secretName: string) {
+  const base = url.replace(/\/$/, "");
+  const attempt = { secretKeyRef: { name: secretName, key: ATTEMPT_TOKEN_KEY } };
+  return [
+    { name: "GITHUB_API_URL", value: `${base}/api/v3` },
+    { name: "GITHUB_SERVER_URL", value: base },
+    { name: "GITHUB_TOKEN", valueFrom: attempt },
+    { name: "ANTHROPIC_API_KEY", valueFrom: attempt },
+    { name: "ANTHROPIC_BASE_URL", value: base },
+  ];
 }
 
 const round4 = (n: number) => Math.round(n * 1e4) / 1e4;

@@ -15,6 +15,7 @@ import { outcomeSubject } from "../core/streams.ts";
 import { type Config, loadConfig, planOptions, runDefaults } from "./config.ts";
 import { ensureStreams, TicketConsumer } from "./consumer.ts";
 import { Controller } from "./controller.ts";
+import { EgressAdmin } from "./egress.ts";
 import { Finalizer } from "./finalize.ts";
 import { Forge } from "./forge.ts";
 import { type JobSettings, SANDBOX_DEFAULTS, VOLUME_SIZE_LIMITS } from "./job.ts";
@@ -48,6 +49,7 @@ export function jobSettings(c: Config): JobSettings {
     modelSecretName: c.MODEL_SECRET_NAME,
     modelSecretKey: c.MODEL_SECRET_KEY,
     ...(c.ANTHROPIC_BASE_URL ? { anthropicBaseUrl: c.ANTHROPIC_BASE_URL } : {}),
+    ...(c.egress ? { egress: { url: c.egress.url } } : {}),
   };
 }
 
@@ -96,9 +98,14 @@ export async function main(env: Record<string, string | undefined> = process.env
   const config = loadConfig(env);
   // One redactor for logs and every text the operator sends: its own secrets plus the pattern set.
   const redact = createRedactor(
-    [config.githubPrivateKey, config.SLACK_WEBHOOK_URL, config.CLICKUP_API_TOKEN, config.NATS_PASSWORD].filter(
-      (s): s is string => !!s,
-    ),
+    [
+      config.githubPrivateKey,
+      config.SLACK_WEBHOOK_URL,
+      config.CLICKUP_API_TOKEN,
+      config.NATS_PASSWORD,
+      config.egress?.adminToken,
+      config.egress?.attemptTokenKey,
+    ].filter((s): s is string => !!s),
   );
   const log = pino({
     level: config.LOG_LEVEL,
@@ -220,6 +227,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     jobSettings: jobSettings(config),
     planOptions: planOptions(config),
     ...(forge ? { forge } : {}),
+    ...(config.egress ? { egress: new EgressAdmin(config.egress) } : {}),
     finalizer,
     metrics,
     log,

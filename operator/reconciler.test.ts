@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { AgentRun, AgentRunStatus } from "../core/agentrun.ts";
 import { DEFAULT_PLAN_OPTIONS } from "../core/plan.ts";
 import type { StageResultInput } from "../core/result.ts";
+import { ATTEMPT_TOKEN_KEY } from "./job.ts";
 import { Reconciler, StaleError, sameStatus } from "./reconciler.ts";
 import { agentRun, finishedJob, SETTINGS } from "./testing.ts";
 
@@ -151,6 +152,56 @@ describe("Reconciler", () => {
     expect(s.costUsd).toBeCloseTo(0.3);
     await r.flushEvents();
     expect(w.events).toContain("Finalized");
+  });
+
+  it("egress on: reserves each attempt, puts only the attempt token in the Secret, ends it, takes the ledger's spend", async () => {
+    const w = world();
+    const calls: string[] = [];
+    let metered = 0;
+    const egress = {
+      settings: { url: "http://egress", adminUrl: "http://egress-admin", adminToken: "t", attemptTokenKey: "k" },
+      async reserve(_ns: string, _name: string, stage: string, r: { attempt: number; budgetUsd: number }) {
+        calls.push(`reserve ${stage}#${r.attempt} $${r.budgetUsd}`);
+        return { budgetUsd: r.budgetUsd, spentUsd: metered, heldUsd: 0, remainingUsd: 0, refused: 0 };
+      },
+      async end(_ns: string, _name: string, stage: string, attempt: number) {
+        calls.push(`end ${stage}#${attempt}`);
+      },
+      async read() {
+        return { budgetUsd: 1, spentUsd: metered, heldUsd: 0, remainingUsd: 0, refused: 0 };
+      },
+      async mint(claims: { stage: string; attempt: number }) {
+        return `attempt-token-${claims.stage}-${claims.attempt}`;
+      },
+    };
+    const r = new Reconciler({
+      kube: w.kube,
+      runs: w.runs,
+      jobs: w.jobs,
+      pods: w.pods,
+      jobSettings: { ...SETTINGS, egress: { url: "http://egress" } },
+      planOptions: { ...DEFAULT_PLAN_OPTIONS, backoffBaseSeconds: 0 },
+      egress: egress as never,
+      log: pino({ level: "silent" }),
+      now: () => new Date("2026-01-01T00:10:00Z"),
+    });
+    await r.reconcile(w.key);
+    const name = `${w.current().metadata.name}-triage-1`;
+    expect(calls).toEqual([`reserve triage#1 $${w.current().spec.budgetUsd}`]);
+    const secret = w.secrets.get(name)!;
+    expect(Object.keys(secret.data!)).toEqual([ATTEMPT_TOKEN_KEY]);
+    expect(Buffer.from(secret.data![ATTEMPT_TOKEN_KEY]!, "base64").toString()).toBe("attempt-token-triage-1");
+
+    // The pod says $0.10; the gateway metered $0.25: the ledger's figure counts, with a Warning.
+    metered = 0.25;
+    w.finish(name, clean);
+    await r.reconcile(w.key);
+    expect(calls).toContain("end triage#1");
+    expect(w.current().status!.phase).toBe("Writing");
+    expect(w.current().status!.costUsd).toBe(0.25);
+    await r.flushEvents();
+    expect(w.events).toContain("SpendMismatch");
+    expect(calls.at(-1)).toMatch(/^reserve write#1 \$/);
   });
 
   it("findings twice escalate after the last remediation round", async () => {

@@ -1,7 +1,7 @@
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type AgentRun, type AgentRunStatus, type Condition, isTerminal } from "../core/agentrun.ts";
-import { LABELS } from "../core/names.ts";
+import { branchName, LABELS } from "../core/names.ts";
 import { type Action, type ObservedJob, type PlanEvent, type PlanOptions, plan } from "../core/plan.ts";
 import type { StageName } from "../core/result.ts";
 import {
@@ -12,9 +12,10 @@ import {
   verifyReview,
   verifyWrite,
 } from "../core/verify.ts";
+import type { EgressAdmin } from "./egress.ts";
 import type { Finalizer } from "./finalize.ts";
 import { type Forge, STAGE_PERMISSIONS } from "./forge.ts";
-import { buildJob, buildTokenSecret, type JobSettings } from "./job.ts";
+import { ATTEMPT_TOKEN_KEY, buildJob, buildTokenSecret, DEADLINE_MARGIN_SECONDS, type JobSettings } from "./job.ts";
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./kube/client.ts";
 import { type Metrics, runOutcome, stageFinished, stageStarted } from "./metrics.ts";
 import { observeJob } from "./observe.ts";
@@ -53,6 +54,8 @@ export interface ReconcilerDeps {
   forge?: Forge;
   finalizer?: Finalizer;
   metrics?: Metrics;
+  /** Set when the egress gateway is on: attempts are reserved and ended there, spend is read from its ledger. */
+  egress?: EgressAdmin;
   log: Logger;
   now?: () => Date;
 }
@@ -128,6 +131,7 @@ export class Reconciler {
     const now = this.now();
     const { observed, stuck } = this.observe(run, now);
     await this.verify(run, observed, log);
+    await this.endAttempts(run, observed, log);
     const p = plan(run, observed, now, this.d.planOptions);
     const status = p.status;
     let requeueMs: number | undefined;
@@ -135,6 +139,7 @@ export class Reconciler {
       requeueMs = requeueMs === undefined ? ms : Math.min(requeueMs, ms);
     };
 
+    await this.crossCheckSpend(run, status, p.events, log);
     // Deletes first: if the status write below fails, the next reconcile recomputes them anyway.
     for (const name of stuck) await this.deleteJob(run, name);
     for (const a of p.actions) if (a.type === "deleteJob") await this.deleteJob(run, a.jobName);
@@ -214,6 +219,66 @@ export class Reconciler {
     }
   }
 
+  /** Attempts this process already ended on the egress gateway (job names); ending again is harmless. */
+  private readonly ended = new Set<string>();
+
+  /** Egress on: each finished Job's attempt is ended on the gateway (its token stops working at once). */
+  private async endAttempts(run: AgentRun, observed: ObservedJob[], log: Logger): Promise<void> {
+    const egress = this.d.egress;
+    if (!egress) return;
+    for (const o of observed) {
+      if (o.state === "Active" || this.ended.has(o.name)) continue;
+      try {
+        await egress.end(run.metadata.namespace!, run.metadata.name, o.stage, o.attempt);
+        if (this.ended.size >= 10_000) this.ended.clear(); // bounded: ending again is harmless
+        this.ended.add(o.name);
+      } catch (err) {
+        log.warn({ job: o.name, err: errMessage(err) }, "ending the attempt on the egress gateway failed");
+      }
+    }
+  }
+
+  /**
+   * Egress on: the run's spend is the ledger's (what the gateway metered), not the pods' own count; the
+   * pods' count is a cross-check, and a disagreement above the tolerance is a Warning Event.
+   */
+  private async crossCheckSpend(
+    run: AgentRun,
+    status: AgentRunStatus,
+    events: PlanEvent[],
+    log: Logger,
+  ): Promise<void> {
+    const egress = this.d.egress;
+    if (!egress || !status.stages.length) return;
+    // A finished run keeps the figure written when it finished (no ledger read on every resync).
+    if (isTerminal(run.status?.phase) && run.status) {
+      status.costUsd = run.status.costUsd;
+      return;
+    }
+    let ledger: Awaited<ReturnType<EgressAdmin["read"]>>;
+    try {
+      ledger = await egress.read(run.metadata.namespace!, run.metadata.name);
+    } catch (err) {
+      log.warn({ err: errMessage(err) }, "reading the egress ledger failed; keeping the runner's count");
+      return;
+    }
+    if (!ledger) return;
+    const reported = status.costUsd;
+    const metered = Math.round(ledger.spentUsd * 1e6) / 1e6;
+    const tolerance = egress.settings.spendToleranceUsd ?? 0.01;
+    const justFinished = status.stages.some(
+      (s) => s.outcome !== "Running" && run.status?.stages.find((b) => b.jobName === s.jobName)?.outcome === "Running",
+    );
+    if (justFinished && Math.abs(metered - reported) > tolerance) {
+      events.push({
+        type: "Warning",
+        reason: "SpendMismatch",
+        message: `the egress ledger metered $${metered.toFixed(4)}, the stages reported $${reported.toFixed(4)}`,
+      });
+    }
+    status.costUsd = metered;
+  }
+
   private async deleteJob(run: AgentRun, name: string): Promise<void> {
     try {
       await this.d.kube.deleteJob(run.metadata.namespace!, name);
@@ -236,14 +301,35 @@ export class Reconciler {
     const token = this.d.forge
       ? await this.d.forge.mintToken(run.spec.ticket.repo, STAGE_PERMISSIONS[stage], run.spec.ticket.installationId)
       : "";
-    const secret = buildTokenSecret(view, a.jobName, stage, a.attempt, token);
+    const budget = run.spec.budgetUsd - status.costUsd;
+    let secret: V1Secret;
+    const egress = this.d.egress;
+    if (egress) {
+      // The forge token goes to the gateway; the pod gets only the attempt token.
+      const ns = run.metadata.namespace!;
+      const uid = run.metadata.uid ?? "";
+      const repo = run.spec.ticket.repo;
+      const branch = status.pullRequest?.branch ?? run.status?.pullRequest?.branch ?? branchName(run.spec.ticket);
+      await egress.reserve(ns, run.metadata.name, stage, {
+        uid,
+        budgetUsd: budget,
+        attempt: a.attempt,
+        repo,
+        branch,
+        ...(token ? { forgeToken: token } : {}),
+      });
+      const attemptToken = await egress.mint(
+        { run: { namespace: ns, name: run.metadata.name, uid }, stage, attempt: a.attempt, repo, branch },
+        run.spec.stageTimeoutSeconds + DEADLINE_MARGIN_SECONDS,
+      );
+      secret = buildTokenSecret(view, a.jobName, stage, a.attempt, attemptToken, ATTEMPT_TOKEN_KEY);
+    } else secret = buildTokenSecret(view, a.jobName, stage, a.attempt, token);
     try {
       await this.d.kube.createSecret(secret);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       await this.d.kube.replaceSecret(secret); // a crash left one behind: refresh its token
     }
-    const budget = run.spec.budgetUsd - status.costUsd;
     const botLogin = this.d.forge ? await this.d.forge.botLogin() : undefined;
     const job = buildJob(
       {

@@ -174,6 +174,66 @@ describe("egress gateway in the chart", () => {
     expect(clients).toEqual(["operator", "gateway", "egress"]);
   });
 
+  it("wires the operator to it: URLs of the egress Service, the admin token and attempt key by reference", async () => {
+    const envOf = (objects: K8sObject[]) =>
+      Object.fromEntries(
+        (
+          find(objects, "Deployment", "-operator").spec.template.spec.containers[0].env as {
+            name: string;
+            value?: string;
+          }[]
+        ).map((e) => [e.name, e]),
+      );
+    const env = envOf(on);
+    const svc = find(on, "Service", "-egress").metadata.name;
+    expect(env.EGRESS_ENABLED).toMatchObject({ value: "true" });
+    expect(env.EGRESS_URL).toMatchObject({
+      value: `http://${svc}.${find(on, "Service", "-egress").metadata.namespace}.svc:80`,
+    });
+    expect(env.EGRESS_ADMIN_URL?.value).toMatch(new RegExp(`^http://${svc}\\..*\\.svc:8081$`));
+    expect(env.EGRESS_ADMIN_TOKEN).toEqual({
+      name: "EGRESS_ADMIN_TOKEN",
+      valueFrom: { secretKeyRef: { name: "egress-keys", key: "admin-token" } },
+    });
+    expect(env.EGRESS_ATTEMPT_TOKEN_KEY).toEqual({
+      name: "EGRESS_ATTEMPT_TOKEN_KEY",
+      valueFrom: { secretKeyRef: { name: "egress-keys", key: "attempt-token-key" } },
+    });
+    expect(envOf(await render({ values: [DEFAULT] })).EGRESS_ENABLED).toBeUndefined();
+  });
+
+  it("narrows runner pods to the egress pods' proxy port and DNS; the operator may reach its admin port", async () => {
+    const egressPods = {
+      matchLabels: {
+        "app.kubernetes.io/name": "agentfactory",
+        "app.kubernetes.io/instance": "af",
+        "app.kubernetes.io/component": "egress",
+      },
+    };
+    const runner = find(full, "NetworkPolicy", "-runner");
+    const rules = runner.spec.egress as { ports: { port: number }[]; to?: object[] }[];
+    // full-values adds an extraEgress.runner rule (8443) of its own; nothing else is open.
+    expect(rules.flatMap((r) => r.ports.map((p) => p.port)).sort()).toEqual([53, 53, 8080, 8443].sort());
+    const plain = find(on, "NetworkPolicy", "-runner").spec.egress as { ports: { port: number }[] }[];
+    expect(plain.flatMap((r) => r.ports.map((p) => p.port)).sort()).toEqual([53, 53, 8080].sort());
+    const proxy = rules.find((r) => r.ports.some((p) => p.port === 8080))!;
+    expect(proxy.to).toEqual([
+      {
+        podSelector: egressPods,
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "agentfactory" } },
+      },
+    ]);
+    expect(JSON.stringify(runner.spec.egress)).not.toContain("ipBlock");
+    // Off: HTTPS to the configured blocks, as before.
+    const off = find(await render({ values: [FULL] }), "NetworkPolicy", "-runner");
+    expect(JSON.stringify(off.spec.egress)).toContain("ipBlock");
+    const operator = find(full, "NetworkPolicy", "-operator");
+    expect(operator.spec.egress).toContainEqual({
+      ports: [{ protocol: "TCP", port: 8081 }],
+      to: [{ podSelector: egressPods }],
+    });
+  });
+
   it("refuses to render without its Secret, or with a malformed allowlist entry", async () => {
     await expect(templateText({ values: [DEFAULT, ON], set: { "secrets.egress.existingSecret": "" } })).rejects.toThrow(
       /secrets.egress.existingSecret is required/,

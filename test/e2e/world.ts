@@ -14,6 +14,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentRun } from "../../core/agentrun.ts";
+import { ADMIN_TOKEN, ATTEMPT_KEY, type EgressProc, startEgress } from "../egress/harness.ts";
 import { type ModelSim, type Scenario, startModelSim } from "../world/anthropic/index.ts";
 import { type Cluster, RUNNER_SERVICE_ACCOUNT, startCluster } from "../world/controlplane/cluster.ts";
 import { type GitHubSim, githubDelivery, startGitHubSim, type WebhookScope } from "../world/github/index.ts";
@@ -71,6 +72,8 @@ export interface World {
   model: ModelSim;
   slack: SlackSim;
   gateway: Proc;
+  /** The egress gateway (egress/main.ts as a process), with `egress: true`. */
+  egress?: EgressProc;
   readonly operator: Proc;
   /** SIGKILLs the operator and starts a new one with the same configuration. */
   crashOperator(): Promise<void>;
@@ -98,6 +101,12 @@ export interface WorldOptions {
   /** Called with every log line of the gateway and the operator (the demo shows progress). */
   onLog?: (source: "gateway" | "operator", line: string) => void;
   operatorEnv?: Record<string, string>;
+  /**
+   * Start the egress gateway (egress/main.ts) with the model key and the simulated forge behind it, and
+   * the operator with EGRESS_ENABLED: stage pods then get only an attempt token (runner pods on loopback:
+   * kubelet mode "process").
+   */
+  egress?: boolean;
 }
 
 /** Starts every piece; on failure, stops what was started and rethrows. */
@@ -177,6 +186,27 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     });
     stops.push(() => stopProcess(gateway.proc));
 
+    let egress: EgressProc | undefined;
+    if (opts.egress) {
+      egress = await startEgress({
+        ...nats.env("egress"),
+        MODEL_BASE_URL: model.url,
+        MODEL_API_KEY: MODEL_KEY,
+        FORGE_API_URL: github.apiUrl,
+        FORGE_GIT_URL: github.serverUrl,
+      });
+      const e = egress;
+      stops.push(() => e.stop());
+    }
+    const egressEnv: Record<string, string> = egress
+      ? {
+          EGRESS_ENABLED: "true",
+          EGRESS_URL: egress.url,
+          EGRESS_ADMIN_URL: egress.adminUrl,
+          EGRESS_ADMIN_TOKEN: ADMIN_TOKEN,
+          EGRESS_ATTEMPT_TOKEN_KEY: ATTEMPT_KEY,
+        }
+      : {};
     const operatorEnv = {
       ...kubeEnv,
       NAMESPACE,
@@ -195,6 +225,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       LOG_LEVEL: "info",
       // The image the Jobs name (the kubelet runs a container's own image): RUNNER_IMAGE=… picks a build.
       ...(process.env.RUNNER_IMAGE ? { RUNNER_IMAGE: process.env.RUNNER_IMAGE } : {}),
+      ...egressEnv,
       ...opts.operatorEnv,
     };
     const launchOperator = () =>
@@ -211,6 +242,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       model,
       slack,
       gateway,
+      ...(egress ? { egress } : {}),
       get operator() {
         return operator;
       },

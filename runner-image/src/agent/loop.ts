@@ -15,7 +15,7 @@ import type { Redactor } from "../hooks/redact.ts";
 import { toolParam } from "../tools/index.ts";
 import { type Tool, type ToolContext, ToolError } from "../tools/types.ts";
 import type { ModelClient } from "./client.ts";
-import { ModelUnavailableError, type RetryOptions, withRetry } from "./retry.ts";
+import { isBudgetExhausted, ModelUnavailableError, type RetryOptions, withRetry } from "./retry.ts";
 import { billedUsage } from "./usage.ts";
 
 /** A tool whose call ends the loop with a validated, structured result (a triage verdict, review findings). */
@@ -63,6 +63,8 @@ export interface LoopResult<T = unknown> {
   text: string;
   toolCalls: number;
   messages: MessageParam[];
+  /** The model gateway refused for budget (HTTP 402 budget_exhausted): the run's budget is spent. */
+  budgetRefused?: boolean;
 }
 
 /**
@@ -134,6 +136,10 @@ export async function runLoop<S extends z.ZodType>(opts: LoopOptions<S>): Promis
         onRetry: (info) => log("model API retry", info),
       });
     } catch (err) {
+      if (isBudgetExhausted(err)) {
+        const r = done("budget_cap", "budget exhausted: the model gateway refused the request (HTTP 402)");
+        return { ...r, budgetRefused: true };
+      }
       const message = err instanceof ModelUnavailableError ? err.message : `model API error: ${(err as Error).message}`;
       return done("model_error", opts.redact(message));
     }

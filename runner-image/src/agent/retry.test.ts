@@ -1,6 +1,6 @@
 import { APIConnectionError, APIError } from "@anthropic-ai/sdk";
 import { describe, expect, it } from "vitest";
-import { isRetryable, ModelUnavailableError, withRetry } from "./retry.ts";
+import { isBudgetExhausted, isRetryable, ModelUnavailableError, withRetry } from "./retry.ts";
 import { billedUsage, toTokens } from "./usage.ts";
 
 const apiError = (status: number, headers: Record<string, string> = {}) =>
@@ -12,6 +12,19 @@ describe("withRetry", () => {
     expect([400, 401, 403, 404, 413].some((s) => isRetryable(apiError(s)))).toBe(false);
     expect(isRetryable(new APIConnectionError({ message: "reset" }))).toBe(true);
     expect(isRetryable(new Error("bug"))).toBe(false);
+  });
+  it("tells the egress gateway's budget refusal from other errors, and does not retry it", () => {
+    const refusal = APIError.generate(
+      402,
+      { type: "error", error: { type: "budget_exhausted", message: "budget" } },
+      "budget",
+      new Headers({ "x-should-retry": "false" }),
+    );
+    expect(isBudgetExhausted(refusal)).toBe(true);
+    expect(isRetryable(refusal)).toBe(false);
+    expect(isBudgetExhausted(apiError(402))).toBe(false);
+    expect(isBudgetExhausted(apiError(429))).toBe(false);
+    expect(isBudgetExhausted(new Error("budget_exhausted"))).toBe(false);
   });
   it("honours retry-after and backs off exponentially otherwise", async () => {
     const sleeps: number[] = [];

@@ -19,6 +19,16 @@ export class ModelUnavailableError extends Error {
   }
 }
 
+/**
+ * The egress gateway's budget refusal: HTTP 402 `{type:"error",error:{type:"budget_exhausted"}}`. The run's
+ * budget is spent (as the gateway meters it): never retried, reported as BudgetExhausted.
+ */
+export function isBudgetExhausted(err: unknown): boolean {
+  if (!(err instanceof APIError) || err.status !== 402) return false;
+  const body = err.error as { type?: unknown; error?: { type?: unknown } } | undefined;
+  return body?.error?.type === "budget_exhausted" || body?.type === "budget_exhausted";
+}
+
 /** 408, 409, 429, 5xx and 529 (overloaded), and connection failures, are worth another try. */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof APIConnectionError) return true;

@@ -201,7 +201,12 @@ export function failed(
   startedAt: number,
   summary: string,
 ): StageOutput {
-  return { ...accounting(config, loop, startedAt), outcome: "failed", summary };
+  return {
+    ...accounting(config, loop, startedAt),
+    outcome: "failed",
+    summary,
+    ...(loop?.budgetRefused ? { budgetExhausted: true } : {}),
+  };
 }
 
 /** Credential files the runner's providers may use; no command may touch them. */
