@@ -36,6 +36,16 @@ export const ConfigSchema = z.object({
   CONSUME_TICKETS: bool.default(true),
   RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),
   RUNNER_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  /** Secrets (comma-separated names) the kubelet pulls the runner image with; the chart passes its imagePullSecrets. */
+  RUNNER_IMAGE_PULL_SECRETS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   RUNTIME_CLASS_NAME: optional,
   /** Service account of runner pods (its token is never mounted). */
   RUNNER_SERVICE_ACCOUNT: optional,

@@ -229,6 +229,20 @@ describe("jobSettings (the chart's environment)", () => {
       maxProcesses: 300,
     });
     expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
+    expect(defaults.imagePullSecrets).toBeUndefined();
     expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
+  });
+});
+
+describe("image pull secrets", () => {
+  const input = { run: agentRun(), stage: "write" as const, attempt: 1, jobName: "j", secretName: "j", budgetUsd: 1 };
+  it("puts the chart's imagePullSecrets on every stage pod, and none when there are none", () => {
+    const settings = jobSettings(loadConfig({ RUNNER_IMAGE_PULL_SECRETS: " regcred, mirror ,," }));
+    expect(settings.imagePullSecrets).toEqual(["regcred", "mirror"]);
+    expect(buildJob(input, settings).spec!.template.spec!.imagePullSecrets).toEqual([
+      { name: "regcred" },
+      { name: "mirror" },
+    ]);
+    expect(buildJob(input, jobSettings(loadConfig({}))).spec!.template.spec!.imagePullSecrets).toBeUndefined();
   });
 });

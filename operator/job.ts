@@ -7,6 +7,8 @@ import type { StageName } from "../core/result.ts";
 export interface JobSettings {
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Names of the Secrets the kubelet pulls the runner image with (the chart's imagePullSecrets). */
+  imagePullSecrets?: string[];
   runtimeClassName?: string;
   serviceAccountName?: string;
   /** The runner container's resources (ephemeral storage: its writable layer and logs). */
@@ -184,6 +186,9 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
           restartPolicy: "Never",
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          ...(settings.imagePullSecrets?.length
+            ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) }
+            : {}),
           ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
           // Each container has its own PID namespace: the sandbox cannot see, signal or ptrace the runner.
