@@ -269,6 +269,8 @@ describe("RBAC and service accounts", () => {
       "/pods/log": ["get"],
       "/secrets": ["create", "delete", "get", "patch", "update"],
       ",events.k8s.io/events": ["create", "patch"],
+      // The Job controller's FailedCreate Events (operator/observe.ts).
+      "/events": ["list", "watch"],
     });
     // The operator keeps its Lease in NAMESPACE, the runs namespace.
     const election = find(objects, "Role", "-leader-election");
