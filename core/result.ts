@@ -23,6 +23,11 @@ export const StageResult = z.object({
   costUsd: z.number().nonnegative().default(0),
   turns: z.number().int().nonnegative().default(0),
   durationMs: z.number().int().nonnegative().default(0),
+  /**
+   * Set when the stage did not end on its own: "Terminated" = the pod was stopped (SIGTERM: deletion, drain,
+   * preemption) mid-stage. The operator treats it as an infrastructure failure (retried), not the agent's verdict.
+   */
+  failure: z.enum(["Terminated"]).optional(),
   triage: z
     .object({
       verdict: z.enum(["clear", "unclear"]),

@@ -47,6 +47,8 @@ export const ConfigSchema = z.object({
         .filter(Boolean),
     ),
   RUNTIME_CLASS_NAME: optional,
+  /** Seconds between SIGTERM and SIGKILL for stage pods (the runner writes a "Terminated" result at once). */
+  RUNNER_TERMINATION_GRACE_SECONDS: z.coerce.number().int().positive().default(15),
   /** Service account of runner pods (its token is never mounted). */
   RUNNER_SERVICE_ACCOUNT: optional,
   RUNNER_CPU_LIMIT: z.string().default("2"),

@@ -230,6 +230,13 @@ describe("jobSettings (the chart's environment)", () => {
     });
     expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
     expect(defaults.imagePullSecrets).toBeUndefined();
+    expect(defaults.terminationGracePeriodSeconds).toBe(15);
+    expect(
+      buildJob(
+        { run: agentRun(), stage: "write", attempt: 1, jobName: "j", secretName: "j", budgetUsd: 1 },
+        jobSettings(loadConfig({ RUNNER_TERMINATION_GRACE_SECONDS: "20" })),
+      ).spec!.template.spec!.terminationGracePeriodSeconds,
+    ).toBe(20);
     expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
   });
 });

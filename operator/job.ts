@@ -10,6 +10,8 @@ export interface JobSettings {
   /** Names of the Secrets the kubelet pulls the runner image with (the chart's imagePullSecrets). */
   imagePullSecrets?: string[];
   runtimeClassName?: string;
+  /** Seconds between SIGTERM and SIGKILL (the runner writes its "Terminated" result at once). */
+  terminationGracePeriodSeconds?: number;
   serviceAccountName?: string;
   /** The runner container's resources (ephemeral storage: its writable layer and logs). */
   resources: ContainerResources;
@@ -188,6 +190,9 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
           enableServiceLinks: false,
           ...(settings.imagePullSecrets?.length
             ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) }
+            : {}),
+          ...(settings.terminationGracePeriodSeconds
+            ? { terminationGracePeriodSeconds: settings.terminationGracePeriodSeconds }
             : {}),
           ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),

@@ -30,6 +30,7 @@ export function jobSettings(c: Config): JobSettings {
     image: c.RUNNER_IMAGE,
     imagePullPolicy: c.RUNNER_IMAGE_PULL_POLICY,
     ...(c.RUNNER_IMAGE_PULL_SECRETS.length ? { imagePullSecrets: c.RUNNER_IMAGE_PULL_SECRETS } : {}),
+    terminationGracePeriodSeconds: c.RUNNER_TERMINATION_GRACE_SECONDS,
     ...(c.RUNTIME_CLASS_NAME ? { runtimeClassName: c.RUNTIME_CLASS_NAME } : {}),
     ...(c.RUNNER_SERVICE_ACCOUNT ? { serviceAccountName: c.RUNNER_SERVICE_ACCOUNT } : {}),
     resources: {

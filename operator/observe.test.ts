@@ -53,6 +53,19 @@ describe("observeJob", () => {
       infra: /DeadlineExceeded/,
     },
     {
+      name: "a runner stopped by SIGTERM (typed Terminated result) is infrastructure, retried",
+      make: () =>
+        finishedJob(
+          run,
+          "write",
+          1,
+          { stage: "write", outcome: "failed", failure: "Terminated", summary: "terminated by SIGTERM" },
+          { failed: true },
+        ),
+      state: "Failed",
+      infra: /^Terminated: terminated by SIGTERM$/,
+    },
+    {
       name: "an invalid termination message is infrastructure",
       make: () => finishedJob(run, "triage", 1, undefined, { message: "panic: segfault" }),
       state: "Succeeded",

@@ -129,6 +129,9 @@ export function observeJob(
       ...(finishedAt ? { completionTime: finishedAt } : {}),
     };
     if (infraError) job.infraError = infraError;
+    else if (result?.ok && result.result.failure === "Terminated")
+      // The pod was stopped mid-stage (deletion, drain, preemption): infrastructure, not the agent's verdict.
+      job.infraError = `Terminated: ${result.result.summary}`;
     else if (result?.ok) job.result = result.result;
     else job.infraError = result ? result.error : "no result";
     return { job, stuck: false };

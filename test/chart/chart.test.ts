@@ -146,6 +146,7 @@ describe("operator", () => {
     expect(op.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }, { name: "mirror" }]);
     const env = envOf(container(op, "operator"));
     expect(env.get("RUNNER_IMAGE_PULL_SECRETS").value).toBe("regcred,mirror");
+    expect(env.get("RUNNER_TERMINATION_GRACE_SECONDS").value).toBe("15");
     expect(ConfigSchema.parse({ RUNNER_IMAGE_PULL_SECRETS: "regcred,mirror" }).RUNNER_IMAGE_PULL_SECRETS).toEqual([
       "regcred",
       "mirror",
