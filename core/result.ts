@@ -25,6 +25,11 @@ export const StageResult = z.object({
   durationMs: z.number().int().nonnegative().default(0),
   /** The model gateway refused the stage's request for budget (egress: HTTP 402 budget_exhausted). */
   budgetExhausted: z.boolean().optional(),
+  /**
+   * Set when the stage did not end on its own: "Terminated" = the pod was stopped (SIGTERM: deletion, drain,
+   * preemption) mid-stage. The operator treats it as an infrastructure failure (retried), not the agent's verdict.
+   */
+  failure: z.enum(["Terminated"]).optional(),
   triage: z
     .object({
       verdict: z.enum(["clear", "unclear"]),

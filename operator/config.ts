@@ -37,7 +37,19 @@ export const ConfigSchema = z.object({
   CONSUME_TICKETS: bool.default(true),
   RUNNER_IMAGE: z.string().default("localhost/agentfactory-runner:dev"),
   RUNNER_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  /** Secrets (comma-separated names) the kubelet pulls the runner image with; the chart passes its imagePullSecrets. */
+  RUNNER_IMAGE_PULL_SECRETS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   RUNTIME_CLASS_NAME: optional,
+  /** Seconds between SIGTERM and SIGKILL for stage pods (the runner writes a "Terminated" result at once). */
+  RUNNER_TERMINATION_GRACE_SECONDS: z.coerce.number().int().positive().default(15),
   /** Service account of runner pods (its token is never mounted). */
   RUNNER_SERVICE_ACCOUNT: optional,
   RUNNER_CPU_LIMIT: z.string().default("2"),

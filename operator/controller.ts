@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubernetesObject, V1Job, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type AgentRun, isTerminal } from "../core/agentrun.ts";
 import { LABELS, MANAGED_BY } from "../core/names.ts";
@@ -11,6 +11,7 @@ import { type KubeClient, paths } from "./kube/client.ts";
 import { ResilientInformer } from "./kube/informer.ts";
 import { WorkQueue } from "./kube/workqueue.ts";
 import { ACTIVE_PHASES, type Metrics, workQueueMetrics } from "./metrics.ts";
+import { FAILED_CREATE_SELECTOR } from "./observe.ts";
 import { type Cache, errMessage, Reconciler, StaleError } from "./reconciler.ts";
 
 export interface ControllerOptions {
@@ -39,6 +40,8 @@ export class Controller {
   readonly runs: ResilientInformer<KubernetesObject>;
   readonly jobs: ResilientInformer<V1Job>;
   readonly pods: ResilientInformer<V1Pod>;
+  /** Only the Job controller's FailedCreate Events (FAILED_CREATE_SELECTOR). */
+  readonly events: ResilientInformer<CoreV1Event>;
   readonly queue: WorkQueue;
   readonly reconciler: Reconciler;
   private workers?: Promise<void>;
@@ -74,6 +77,13 @@ export class Controller {
       labelSelector: LABELS.run,
       list: () => kube.core.listNamespacedPod({ namespace: ns, labelSelector: LABELS.run }) as never,
     });
+    this.events = new ResilientInformer<CoreV1Event>({
+      ...common,
+      name: "events",
+      path: paths.events(ns),
+      fieldSelector: FAILED_CREATE_SELECTOR,
+      list: () => kube.core.listNamespacedEvent({ namespace: ns, fieldSelector: FAILED_CREATE_SELECTOR }) as never,
+    });
     this.queue = new WorkQueue({
       name: metrics.controller,
       qps: o.qps,
@@ -85,6 +95,7 @@ export class Controller {
       runs: this.runs as unknown as Cache<AgentRun>,
       jobs: this.jobs,
       pods: this.pods,
+      events: this.events,
       jobSettings: o.jobSettings,
       planOptions: o.planOptions,
       forge: o.forge,
@@ -104,11 +115,18 @@ export class Controller {
     };
     this.jobs.on(byLabel);
     this.pods.on(byLabel);
+    // An Event names its Job; the Job's label names the run.
+    this.events.on((e, kind) => {
+      const o = e.involvedObject;
+      if (kind === "delete" || !o?.name) return;
+      const job = this.jobs.get(o.name, o.namespace ?? e.metadata?.namespace);
+      if (job) byLabel(job);
+    });
   }
 
   /** Fills the caches, then starts the workers. */
   async start(): Promise<void> {
-    await Promise.all([this.jobs.start(), this.pods.start()]);
+    await Promise.all([this.jobs.start(), this.pods.start(), this.events.start()]);
     await this.runs.start(); // last: its adds enqueue every run against full Job/Pod caches
     const { metrics: m, log } = this.o;
     this.workers = this.queue.run(
@@ -150,13 +168,13 @@ export class Controller {
   }
 
   get synced(): boolean {
-    return this.runs.hasSynced && this.jobs.hasSynced && this.pods.hasSynced;
+    return this.runs.hasSynced && this.jobs.hasSynced && this.pods.hasSynced && this.events.hasSynced;
   }
 
   async stop(timeoutMs = 10_000): Promise<void> {
     clearInterval(this.gaugeTimer);
     this.queue.shutDown();
     await Promise.race([this.workers, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await Promise.allSettled([this.runs.stop(), this.jobs.stop(), this.pods.stop()]);
+    await Promise.allSettled([this.runs.stop(), this.jobs.stop(), this.pods.stop(), this.events.stop()]);
   }
 }

@@ -231,6 +231,14 @@ describe("jobSettings (the chart's environment)", () => {
       maxProcesses: 300,
     });
     expect(tuned.volumeSizeLimits).toEqual({ workspace: "20Gi", "sandbox-tmp": "4Gi" });
+    expect(defaults.imagePullSecrets).toBeUndefined();
+    expect(defaults.terminationGracePeriodSeconds).toBe(15);
+    expect(
+      buildJob(
+        { run: agentRun(), stage: "write", attempt: 1, jobName: "j", secretName: "j", budgetUsd: 1 },
+        jobSettings(loadConfig({ RUNNER_TERMINATION_GRACE_SECONDS: "20" })),
+      ).spec!.template.spec!.terminationGracePeriodSeconds,
+    ).toBe(20);
     expect(() => volumeSizeLimits(JSON.stringify({ scratch: "1Gi" }))).toThrow(/unknown volume scratch/);
   });
 });
@@ -290,5 +298,18 @@ describe("buildJob with the egress gateway", () => {
     expect(jobSettings(c).egress).toEqual({ url: "http://agentfactory-egress:8080" });
     expect(jobSettings(loadConfig({})).egress).toBeUndefined();
     expect(() => loadConfig({ EGRESS_ENABLED: "true", EGRESS_URL: "http://e:8080" })).toThrow(/EGRESS_ADMIN_URL/);
+  });
+});
+
+describe("image pull secrets", () => {
+  const input = { run: agentRun(), stage: "write" as const, attempt: 1, jobName: "j", secretName: "j", budgetUsd: 1 };
+  it("puts the chart's imagePullSecrets on every stage pod, and none when there are none", () => {
+    const settings = jobSettings(loadConfig({ RUNNER_IMAGE_PULL_SECRETS: " regcred, mirror ,," }));
+    expect(settings.imagePullSecrets).toEqual(["regcred", "mirror"]);
+    expect(buildJob(input, settings).spec!.template.spec!.imagePullSecrets).toEqual([
+      { name: "regcred" },
+      { name: "mirror" },
+    ]);
+    expect(buildJob(input, jobSettings(loadConfig({}))).spec!.template.spec!.imagePullSecrets).toBeUndefined();
   });
 });

@@ -7,7 +7,11 @@ import type { StageName } from "../core/result.ts";
 export interface JobSettings {
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Names of the Secrets the kubelet pulls the runner image with (the chart's imagePullSecrets). */
+  imagePullSecrets?: string[];
   runtimeClassName?: string;
+  /** Seconds between SIGTERM and SIGKILL (the runner writes its "Terminated" result at once). */
+  terminationGracePeriodSeconds?: number;
   serviceAccountName?: string;
   /** The runner container's resources (ephemeral storage: its writable layer and logs). */
   resources: ContainerResources;
@@ -185,6 +189,12 @@ export function buildJob(input: JobInput, settings: JobSettings): V1Job {
           restartPolicy: "Never",
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          ...(settings.imagePullSecrets?.length
+            ? { imagePullSecrets: settings.imagePullSecrets.map((name) => ({ name })) }
+            : {}),
+          ...(settings.terminationGracePeriodSeconds
+            ? { terminationGracePeriodSeconds: settings.terminationGracePeriodSeconds }
+            : {}),
           ...(settings.runtimeClassName ? { runtimeClassName: settings.runtimeClassName } : {}),
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
           // Each container has its own PID namespace: the sandbox cannot see, signal or ptrace the runner.

@@ -23,12 +23,15 @@ import { KubeClient, loadKubeConfig, statusCode } from "./kube/client.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { describeMissing, formatPermission, missingPermissions } from "./kube/permissions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { quantityProblems } from "./quantity.ts";
 import { SenderGate } from "./senders.ts";
 
 export function jobSettings(c: Config): JobSettings {
   return {
     image: c.RUNNER_IMAGE,
     imagePullPolicy: c.RUNNER_IMAGE_PULL_POLICY,
+    ...(c.RUNNER_IMAGE_PULL_SECRETS.length ? { imagePullSecrets: c.RUNNER_IMAGE_PULL_SECRETS } : {}),
+    terminationGracePeriodSeconds: c.RUNNER_TERMINATION_GRACE_SECONDS,
     ...(c.RUNTIME_CLASS_NAME ? { runtimeClassName: c.RUNTIME_CLASS_NAME } : {}),
     ...(c.RUNNER_SERVICE_ACCOUNT ? { serviceAccountName: c.RUNNER_SERVICE_ACCOUNT } : {}),
     resources: {
@@ -112,6 +115,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     base: { component: "operator" },
     ...logRedaction(redact, ["*.NATS_PASSWORD", "*.pass"]),
   });
+  // A bad quantity would be refused (422) on every Job create, forever: stop here, naming the setting.
+  const problems = quantityProblems(config);
+  if (problems.length > 0) {
+    log.fatal({ problems }, `invalid resource quantities in the configuration: ${problems.join("; ")}`);
+    process.exit(1);
+  }
   const metrics = createMetrics({ defaultMetrics: true, models: [config.DEFAULT_MODEL] });
   const kube = new KubeClient(loadKubeConfig(config.KUBECONFIG_PATH, config.SERVICE_ACCOUNT_ROOT));
   const identity = config.POD_NAME ?? `${hostname()}-${process.pid}`;

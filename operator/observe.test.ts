@@ -1,5 +1,6 @@
+import type { CoreV1Event } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { CONFIG_GRACE_SECONDS, observeJob, POD_GRACE_SECONDS } from "./observe.ts";
+import { CONFIG_GRACE_SECONDS, FAILED_CREATE, observeJob, POD_GRACE_SECONDS } from "./observe.ts";
 import { agentRun, finishedJob } from "./testing.ts";
 
 const run = agentRun();
@@ -50,6 +51,19 @@ describe("observeJob", () => {
       make: () => finishedJob(run, "review", 1, undefined, { failed: true, reason: "DeadlineExceeded" }),
       state: "Failed",
       infra: /DeadlineExceeded/,
+    },
+    {
+      name: "a runner stopped by SIGTERM (typed Terminated result) is infrastructure, retried",
+      make: () =>
+        finishedJob(
+          run,
+          "write",
+          1,
+          { stage: "write", outcome: "failed", failure: "Terminated", summary: "terminated by SIGTERM" },
+          { failed: true },
+        ),
+      state: "Failed",
+      infra: /^Terminated: terminated by SIGTERM$/,
     },
     {
       name: "an invalid termination message is infrastructure",
@@ -141,6 +155,46 @@ describe("observeJob", () => {
     expect(observeJob(job, [], now)!.job.state).toBe("Active");
     const later = new Date(Date.parse("2026-01-01T00:05:00Z") + (POD_GRACE_SECONDS + 1) * 1000);
     expect(observeJob(job, [], later)!.job).toMatchObject({ state: "Succeeded", infraError: "pod not found" });
+  });
+
+  it("a Job whose pod the API server refuses (FailedCreate) fails at once: infrastructure, delete the Job", () => {
+    const { job, pod } = finishedJob(run, "triage", 1, triage);
+    job.metadata = { ...job.metadata, uid: "job-uid" };
+    job.status = { active: 0, startTime: new Date("2026-01-01T00:05:00Z") };
+    const refused = (uid: string, message: string, at: string): CoreV1Event => ({
+      metadata: { name: `e-${uid}-${at}`, namespace: "agentfactory" },
+      involvedObject: { kind: "Job", name: job.metadata!.name!, namespace: "agentfactory", uid },
+      reason: FAILED_CREATE,
+      type: "Warning",
+      message,
+      lastTimestamp: new Date(at),
+    });
+    const events = [
+      refused("job-uid", 'Error creating: pods "x" is forbidden: exceeded quota: q', "2026-01-01T00:05:01Z"),
+      refused(
+        "job-uid",
+        'Error creating: pods "x" is forbidden: violates PodSecurity "restricted"',
+        "2026-01-01T00:05:03Z",
+      ),
+      // The same name, another Job (an earlier one, deleted): not this Job's.
+      refused("old-uid", "Error creating: older", "2026-01-01T00:05:09Z"),
+    ];
+    expect(observeJob(job, [], now, events)!).toEqual({
+      stuck: true,
+      job: {
+        name: job.metadata!.name,
+        stage: "triage",
+        attempt: 1,
+        state: "Failed",
+        startTime: "2026-01-01T00:05:00.000Z",
+        completionTime: now.toISOString(),
+        infraError: 'FailedCreate: Error creating: pods "x" is forbidden: violates PodSecurity "restricted"',
+      },
+    });
+    // Without the Event the Job is only waiting; with a pod, an earlier refusal was transient.
+    expect(observeJob(job, [], now, events.slice(2))!).toMatchObject({ stuck: false, job: { state: "Active" } });
+    pod.status = { phase: "Pending" };
+    expect(observeJob(job, [pod], now, events)!).toMatchObject({ stuck: false, job: { state: "Active" } });
   });
 
   it("ignores Jobs without stage labels", () => {

@@ -1,4 +1,4 @@
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { LABELS } from "../core/names.ts";
 import type { ObservedJob } from "../core/plan.ts";
 import { decodeResult, StageName } from "../core/result.ts";
@@ -21,6 +21,34 @@ const STUCK_REASONS = new Set([
  */
 const TRANSIENT_REASONS = new Set(["CreateContainerConfigError", "CreateContainerError"]);
 export const CONFIG_GRACE_SECONDS = 90;
+
+/**
+ * The Job controller's Warning Event when the API server refuses a Job's pod (Pod Security, ResourceQuota,
+ * a missing RuntimeClass or ServiceAccount, a LimitRange): no pod ever appears, so without it the attempt would
+ * only end at the stage timeout. The controller keeps retrying with backoff; the operator fails the attempt.
+ */
+export const FAILED_CREATE = "FailedCreate";
+/** The field selector of the operator's Event informer: only the Job controller's FailedCreate Events. */
+export const FAILED_CREATE_SELECTOR = `involvedObject.kind=Job,reason=${FAILED_CREATE}`;
+
+/** The newest FailedCreate Event about this Job (matched by uid: a recreated Job of the same name is another Job). */
+export function failedCreateOf(job: V1Job, events: readonly CoreV1Event[]): CoreV1Event | undefined {
+  const uid = job.metadata?.uid;
+  const name = job.metadata?.name;
+  return events
+    .filter(
+      (e) =>
+        e.reason === FAILED_CREATE &&
+        e.involvedObject?.kind === "Job" &&
+        (uid && e.involvedObject.uid ? e.involvedObject.uid === uid : e.involvedObject?.name === name),
+    )
+    .sort((a, b) => eventTime(b) - eventTime(a))[0];
+}
+
+const eventTime = (e: CoreV1Event): number =>
+  Date.parse(
+    iso(e.lastTimestamp) ?? iso(e.eventTime as Date | string | undefined) ?? iso(e.metadata?.creationTimestamp) ?? "0",
+  );
 
 /** How long a finished Job may wait for its pod's final status to reach the cache. */
 export const POD_GRACE_SECONDS = 60;
@@ -54,7 +82,12 @@ const iso = (d: Date | string | undefined): string | undefined =>
  * Folds a stage Job and its pods into what `plan()` reads. Pure. The runner's verdict comes from the
  * termination message; a pod that ended without a valid one is an infrastructure failure.
  */
-export function observeJob(job: V1Job, pods: readonly V1Pod[], now: Date): Observation | undefined {
+export function observeJob(
+  job: V1Job,
+  pods: readonly V1Pod[],
+  now: Date,
+  events: readonly CoreV1Event[] = [],
+): Observation | undefined {
   const labels = job.metadata?.labels ?? {};
   const stage = StageName.safeParse(labels[LABELS.stage]);
   const attempt = Number(labels[LABELS.attempt]);
@@ -96,6 +129,9 @@ export function observeJob(job: V1Job, pods: readonly V1Pod[], now: Date): Obser
       ...(finishedAt ? { completionTime: finishedAt } : {}),
     };
     if (infraError) job.infraError = infraError;
+    else if (result?.ok && result.result.failure === "Terminated")
+      // The pod was stopped mid-stage (deletion, drain, preemption): infrastructure, not the agent's verdict.
+      job.infraError = `Terminated: ${result.result.summary}`;
     else if (result?.ok) job.result = result.result;
     else job.infraError = result ? result.error : "no result";
     return { job, stuck: false };
@@ -104,6 +140,17 @@ export function observeJob(job: V1Job, pods: readonly V1Pod[], now: Date): Obser
   if (pod?.status?.reason === "Evicted") return end(`pod evicted: ${pod.status.message ?? ""}`.trim());
   if (terminated?.reason === "OOMKilled") return end("OOMKilled");
   if (!complete && !failed) {
+    // No pod, and the Job controller says the API server refused it: it never will be created.
+    const refused = mine.length === 0 ? failedCreateOf(job, events) : undefined;
+    if (refused) {
+      const job: ObservedJob = {
+        ...base,
+        state: "Failed",
+        completionTime: now.toISOString(),
+        infraError: `${FAILED_CREATE}: ${refused.message ?? "the API server refused the pod"}`.trim(),
+      };
+      return { job, stuck: true };
+    }
     const created = iso(pod?.metadata?.creationTimestamp) ?? startTime;
     const age = created ? (now.getTime() - Date.parse(created)) / 1000 : Number.POSITIVE_INFINITY;
     const transient = waiting?.reason !== undefined && TRANSIENT_REASONS.has(waiting.reason);

@@ -1,4 +1,4 @@
-import type { V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type AgentRun, type AgentRunStatus, type Condition, isTerminal } from "../core/agentrun.ts";
 import { branchName, LABELS } from "../core/names.ts";
@@ -49,6 +49,8 @@ export interface ReconcilerDeps {
   runs: Cache<AgentRun>;
   jobs: Cache<V1Job>;
   pods: Cache<V1Pod>;
+  /** The Job controller's FailedCreate Events (unset: a refused pod is noticed at the stage timeout). */
+  events?: Cache<CoreV1Event>;
   jobSettings: JobSettings;
   planOptions: PlanOptions;
   forge?: Forge;
@@ -99,11 +101,12 @@ export class Reconciler {
 
   observe(run: AgentRun, now: Date): { observed: ObservedJob[]; stuck: string[] } {
     const pods = ofRun(this.d.pods, run);
+    const events = this.d.events?.list(run.metadata.namespace) ?? [];
     const observed: ObservedJob[] = [];
     const stuck: string[] = [];
     for (const job of this.jobsOf(run)) {
       if (job.metadata?.deletionTimestamp) continue;
-      const o = observeJob(job, pods, now);
+      const o = observeJob(job, pods, now, events);
       if (!o) continue;
       observed.push(o.job);
       if (o.stuck) stuck.push(o.job.name);

@@ -153,4 +153,5 @@ export const paths = {
   runs: (ns: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`,
   jobs: (ns: string) => `/apis/batch/v1/namespaces/${ns}/jobs`,
   pods: (ns: string) => `/api/v1/namespaces/${ns}/pods`,
+  events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
 };

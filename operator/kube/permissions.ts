@@ -27,7 +27,7 @@ export function requiredPermissions(opts: { leaderElection: boolean }): Permissi
     ...p("batch", "jobs", ["list", "watch", "create", "delete"]),
     ...p("", "pods", ["list", "watch"]),
     ...p("", "secrets", ["create", "update"]),
-    ...p("", "events", ["create"]),
+    ...p("", "events", ["create", "list", "watch"]),
     ...(opts.leaderElection ? p("coordination.k8s.io", "leases", ["get", "create", "update"]) : []),
   ];
 }

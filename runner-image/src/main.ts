@@ -12,6 +12,7 @@ import { remediate } from "./stages/remediate.ts";
 import { review } from "./stages/review.ts";
 import { triage } from "./stages/triage.ts";
 import { write } from "./stages/write.ts";
+import { terminationHandler } from "./terminate.ts";
 
 const STAGES = { triage, write, review, remediate } as const;
 
@@ -40,6 +41,17 @@ async function main(): Promise<number> {
     redact,
   );
   const started = Date.now();
+  const termination = terminationHandler({
+    terminationLog: config.terminationLog,
+    stage: config.stage,
+    model: config.model,
+    started,
+    redact,
+    log,
+    exit: (code) => process.exit(code),
+  });
+  process.once("SIGTERM", () => termination.onSignal("SIGTERM"));
+  process.once("SIGINT", () => termination.onSignal("SIGINT"));
   let result: StageOutput;
   try {
     const deps: StageDeps = {
@@ -93,7 +105,7 @@ async function main(): Promise<number> {
     turns: result.turns,
     summary: redact(String(result.summary ?? "")).slice(0, 300),
   });
-  return writeResult(config.terminationLog, result, redact);
+  return termination.finish(() => writeResult(config.terminationLog, result, redact));
 }
 
 /**

@@ -137,6 +137,25 @@ describe("operator", () => {
     expect(env.has("LOG_LEVEL")).toBe(true);
   });
 
+  it("passes the chart's imagePullSecrets to the operator for the runner Jobs", async () => {
+    const objects = await render({
+      values: [VALUES.default],
+      set: { "imagePullSecrets[0].name": "regcred", "imagePullSecrets[1].name": "mirror" },
+    });
+    const op = find(objects, "Deployment", "-operator");
+    expect(op.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }, { name: "mirror" }]);
+    const env = envOf(container(op, "operator"));
+    expect(env.get("RUNNER_IMAGE_PULL_SECRETS").value).toBe("regcred,mirror");
+    expect(env.get("RUNNER_TERMINATION_GRACE_SECONDS").value).toBe("15");
+    expect(ConfigSchema.parse({ RUNNER_IMAGE_PULL_SECRETS: "regcred,mirror" }).RUNNER_IMAGE_PULL_SECRETS).toEqual([
+      "regcred",
+      "mirror",
+    ]);
+    expect(
+      envOf(container(find(rendered.default, "Deployment", "-operator"), "operator")).has("RUNNER_IMAGE_PULL_SECRETS"),
+    ).toBe(false);
+  });
+
   it("follows the values: runs namespace, HA replicas, digests, runtime class, Slack", () => {
     const op = find(rendered.full, "Deployment", "-operator");
     const env = envOf(container(op, "operator"));
@@ -251,6 +270,8 @@ describe("RBAC and service accounts", () => {
       "/pods/log": ["get"],
       "/secrets": ["create", "delete", "get", "patch", "update"],
       ",events.k8s.io/events": ["create", "patch"],
+      // The Job controller's FailedCreate Events (operator/observe.ts).
+      "/events": ["list", "watch"],
     });
     // The operator keeps its Lease in NAMESPACE, the runs namespace.
     const election = find(objects, "Role", "-leader-election");

@@ -205,3 +205,10 @@ gateway operator patterns egress
         path: {{ .Values.nats.tls.caKey }}
 {{- end }}
 {{- end }}
+
+{{- /* The names of a list of imagePullSecrets ({name: ...}), comma-separated (the operator's RUNNER_IMAGE_PULL_SECRETS). */ -}}
+{{- define "agentfactory.pullSecretNames" -}}
+{{- $names := list }}
+{{- range . }}{{- $names = append $names .name }}{{- end }}
+{{- join "," $names }}
+{{- end }}
