@@ -7,7 +7,7 @@
  * The Kubernetes API is either the simulator (`controlPlane: "sim"`) or the real control plane
  * (`controlPlane: "real"`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler from .cache/bin, the
  * chart `helm install`ed, the operator on its own ServiceAccount's token through the in-cluster path). Default:
- * env CONTROL_PLANE, else "sim".
+ * the real one; env CONTROL_PLANE=sim selects the simulator.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -93,7 +93,7 @@ export interface World {
 
 export interface WorldOptions {
   kubeletMode: "podman" | "process";
-  /** Default: env CONTROL_PLANE ("real" or "sim"), else "sim". */
+  /** Default: env CONTROL_PLANE ("real" or "sim"), else "real". */
   controlPlane?: ControlPlaneKind;
   scenario: Scenario;
   /** Users and their permission on every repository (the operator checks senders). */
@@ -119,7 +119,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     if (opts.kubeletMode === "podman") await assertPodmanReady();
     const nats = await startNats();
     stops.push(() => nats.stop());
-    const controlPlane = opts.controlPlane ?? (process.env.CONTROL_PLANE === "real" ? "real" : "sim");
+    const controlPlane = opts.controlPlane ?? (process.env.CONTROL_PLANE === "sim" ? "sim" : "real");
     const github = await startGitHubSim({ users: opts.users ?? { alice: "write" } });
     stops.push(() => github.stop());
     const model = await startModelSim({ scenario: opts.scenario });
