@@ -10,10 +10,10 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../core/agentrun.ts";
 import { TICKETS_STREAM } from "../../core/streams.ts";
-import { type Proc, startProcess, stopProcess } from "../e2e/world.ts";
-import { harnessOperatorEnv } from "../operator/forge-world.ts";
-import { type Harness, startHarness } from "../operator/harness.ts";
-import { type GitHubSim, githubDelivery, issuesLabeled, startGitHubSim } from "../world/github/index.ts";
+import type { Proc } from "../e2e/world.ts";
+import type { Harness } from "../operator/harness.ts";
+import { type GitHubSim, githubDelivery, issuesLabeled } from "../world/github/index.ts";
+import { type GatewayWorld, startGatewayWorld } from "./gateway-world.ts";
 
 const SECRET = "replay-webhook-secret";
 const REPO = "acme/replay";
@@ -35,26 +35,19 @@ const stored = async () => {
 const githubTime = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 const runsOf = (number: number) => h.runs().filter((r) => r.spec.ticket.number === number);
 
+let world: GatewayWorld;
 beforeAll(async () => {
-  gh = await startGitHubSim({ users: { alice: "write" } });
-  await gh.createRepo(REPO, { "README.md": "# replay\n" });
-  h = await startHarness();
-  h.setScript(({ stage }) => ({ result: { stage: stage as "triage", outcome: "failed", summary: "cannot" } }));
-  h.startOperator(harnessOperatorEnv(gh));
-  await h.waitFor("operator", () => h.operator?.logs.some((l) => l.includes("ticket consumer started")));
-  gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, undefined, {
-    PORT: "0",
-    HOST: "127.0.0.1",
-    ...h.nats.env("gateway"),
-    GITHUB_WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: "info",
+  world = await startGatewayWorld({
+    repo: REPO,
+    secret: SECRET,
+    users: { alice: "write" },
+    script: ({ stage }) => ({ result: { stage: stage as "triage", outcome: "failed", summary: "cannot" } }),
   });
+  ({ gh, h, gateway } = world);
 }, 90_000);
 
 afterAll(async () => {
-  if (gateway) await stopProcess(gateway.proc);
-  await h?.stop();
-  await gh?.stop();
+  await world?.stop();
 });
 
 describe("a replayed signed webhook", () => {

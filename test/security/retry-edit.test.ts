@@ -9,26 +9,17 @@ import { Octokit } from "@octokit/rest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../core/agentrun.ts";
 import { retryChangedMarker } from "../../operator/consumer.ts";
-import { type Proc, startProcess, stopProcess } from "../e2e/world.ts";
-import { harnessOperatorEnv } from "../operator/forge-world.ts";
-import { type Harness, startHarness } from "../operator/harness.ts";
-import {
-  type GitHubSim,
-  githubDelivery,
-  issueCommentCreated,
-  issuesLabeled,
-  startGitHubSim,
-} from "../world/github/index.ts";
+import type { Harness } from "../operator/harness.ts";
+import { type GitHubSim, issueCommentCreated, issuesLabeled } from "../world/github/index.ts";
+import { type GatewayWorld, startGatewayWorld } from "./gateway-world.ts";
 
 const SECRET = "retry-webhook-secret";
 const REPO = "acme/retry";
 let gh: GitHubSim;
 let h: Harness;
-let gateway: Proc;
 
 const post = async (event: string, payload: unknown) => {
-  const d = githubDelivery(SECRET, event, payload);
-  const res = await fetch(`${gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
+  const res = await world.deliver(event, payload);
   return { status: res.status, body: (await res.json()) as { id?: string } };
 };
 const scope = (sender: string) => ({ repo: REPO, installationId: gh.installationId, sender, serverUrl: gh.serverUrl });
@@ -57,26 +48,19 @@ const retry = (issue: { number: number }, text = gh.issue(REPO, issue.number)) =
     issueCommentCreated(scope("maintainer"), text, { body: "/agentfactory retry", user: "maintainer" }),
   );
 
+let world: GatewayWorld;
 beforeAll(async () => {
-  gh = await startGitHubSim({ users: { maintainer: "write" } });
-  await gh.createRepo(REPO, { "README.md": "# retry\n" });
-  h = await startHarness();
-  h.setScript(({ stage }) => ({ result: { stage: stage as "triage", outcome: "failed", summary: "cannot" } }));
-  h.startOperator(harnessOperatorEnv(gh));
-  await h.waitFor("operator", () => h.operator?.logs.some((l) => l.includes("ticket consumer started")));
-  gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, undefined, {
-    PORT: "0",
-    HOST: "127.0.0.1",
-    ...h.nats.env("gateway"),
-    GITHUB_WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: "info",
+  world = await startGatewayWorld({
+    repo: REPO,
+    secret: SECRET,
+    users: { maintainer: "write" },
+    script: ({ stage }) => ({ result: { stage: stage as "triage", outcome: "failed", summary: "cannot" } }),
   });
+  ({ gh, h } = world);
 }, 90_000);
 
 afterAll(async () => {
-  if (gateway) await stopProcess(gateway.proc);
-  await h?.stop();
-  await gh?.stop();
+  await world?.stop();
 });
 
 describe("/agentfactory retry after the issue was edited", () => {

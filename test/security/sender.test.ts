@@ -6,27 +6,16 @@
  * refused there (no run, counted as refused), while a maintainer's labeling starts a run.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Proc, startProcess, stopProcess } from "../e2e/world.ts";
-import { harnessOperatorEnv } from "../operator/forge-world.ts";
-import { type Harness, startHarness } from "../operator/harness.ts";
-import {
-  type GitHubSim,
-  githubDelivery,
-  issueCommentCreated,
-  issuesLabeled,
-  startGitHubSim,
-} from "../world/github/index.ts";
+import type { Harness } from "../operator/harness.ts";
+import { type GitHubSim, issueCommentCreated, issuesLabeled } from "../world/github/index.ts";
+import { type GatewayWorld, startGatewayWorld } from "./gateway-world.ts";
 
 const SECRET = "sender-webhook-secret";
 const REPO = "acme/senders";
 let gh: GitHubSim;
 let h: Harness;
-let gateway: Proc;
 
-const deliver = async (event: string, payload: unknown) => {
-  const d = githubDelivery(SECRET, event, payload);
-  return fetch(`${gateway.url}/webhooks/github`, { method: "POST", headers: d.headers, body: d.body });
-};
+const deliver = (event: string, payload: unknown) => world.deliver(event, payload);
 const scope = (sender: string) => ({ repo: REPO, installationId: gh.installationId, sender, serverUrl: gh.serverUrl });
 const refused = async () => {
   const text = await (await fetch(`http://127.0.0.1:${await h.operator!.port}/metrics`)).text();
@@ -36,27 +25,20 @@ const refused = async () => {
     .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
 };
 
+let world: GatewayWorld;
 beforeAll(async () => {
-  gh = await startGitHubSim({ users: { maintainer: "write", reader: "read" } });
-  await gh.createRepo(REPO, { "README.md": "# senders\n" });
-  h = await startHarness();
-  h.setScript(() => ({ hang: true }));
-  h.startOperator({ ...harnessOperatorEnv(gh), METRICS_PORT: "0" });
-  await h.waitFor("operator", () => h.operator?.logs.some((l) => l.includes("ticket consumer started")));
-  // The gateway as the chart runs it: webhook secret, NATS; no App id, no App key.
-  gateway = await startProcess("gateway", "gateway/main.ts", /"port":(\d+)/, undefined, {
-    PORT: "0",
-    HOST: "127.0.0.1",
-    ...h.nats.env("gateway"),
-    GITHUB_WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: "info",
+  world = await startGatewayWorld({
+    repo: REPO,
+    secret: SECRET,
+    users: { maintainer: "write", reader: "read" },
+    script: () => ({ hang: true }),
+    operatorEnv: { METRICS_PORT: "0" },
   });
+  ({ gh, h } = world);
 }, 90_000);
 
 afterAll(async () => {
-  if (gateway) await stopProcess(gateway.proc);
-  await h?.stop();
-  await gh?.stop();
+  await world?.stop();
 });
 
 describe("sender permission, checked by the operator", () => {
