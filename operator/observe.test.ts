@@ -4,6 +4,11 @@ import { CONFIG_GRACE_SECONDS, FAILED_CREATE, observeJob, POD_GRACE_SECONDS } fr
 import { agentRun, finishedJob } from "./testing.ts";
 
 const run = agentRun();
+/** A pending pod whose runner container waits for `waiting.reason`. */
+const waitingStatus = (waiting: { reason: string; message?: string }) => ({
+  phase: "Pending",
+  containerStatuses: [{ name: "runner", image: "", imageID: "", ready: false, restartCount: 0, state: { waiting } }],
+});
 const now = new Date("2026-01-01T00:05:10Z");
 const triage = {
   stage: "triage" as const,
@@ -105,19 +110,7 @@ describe("observeJob", () => {
   it("an image that cannot be pulled is stuck: infrastructure, delete the Job", () => {
     const { job, pod } = finishedJob(run, "triage", 1, triage);
     job.status = { active: 1 };
-    pod.status = {
-      phase: "Pending",
-      containerStatuses: [
-        {
-          name: "runner",
-          image: "",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: { waiting: { reason: "ImagePullBackOff" } },
-        },
-      ],
-    };
+    pod.status = waitingStatus({ reason: "ImagePullBackOff" });
     const o = observeJob(job, [pod], now)!;
     expect(o).toMatchObject({
       stuck: true,
@@ -129,19 +122,7 @@ describe("observeJob", () => {
     const { job, pod } = finishedJob(run, "triage", 1, triage);
     job.status = { active: 1 };
     pod.metadata = { ...pod.metadata, creationTimestamp: new Date(now.getTime() - 5_000) };
-    pod.status = {
-      phase: "Pending",
-      containerStatuses: [
-        {
-          name: "runner",
-          image: "",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: { waiting: { reason: "CreateContainerConfigError", message: 'secret "s" not found' } },
-        },
-      ],
-    };
+    pod.status = waitingStatus({ reason: "CreateContainerConfigError", message: 'secret "s" not found' });
     expect(observeJob(job, [pod], now)!).toMatchObject({ stuck: false, job: { state: "Active" } });
     const later = new Date(now.getTime() + CONFIG_GRACE_SECONDS * 1000);
     expect(observeJob(job, [pod], later)!).toMatchObject({
